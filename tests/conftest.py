@@ -1,0 +1,54 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shared_data_dir() -> Path | None:
+    for candidate in (os.environ.get("DATA_DIR"), ROOT / "data" / "chest_xray",
+                      ROOT.parent / "shared" / "data" / "chest_xray"):
+        if candidate and (Path(candidate) / "train").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    found = shared_data_dir()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs the chest X-rays: set DATA_DIR or put ../shared beside the project")
+        pytest.skip("no chest X-ray data found (set DATA_DIR=...)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def table(data_dir):
+    from pneumo_helpers import load_image_table
+    return load_image_table(data_dir)
+
+
+def write_image(path: Path, size=(40, 30), mode="L", fmt="JPEG", seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path, fmt)
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """A valid Kaggle-layout folder: 3 splits x 2 classes, small mixed images."""
+    root = tmp_path / "chest_xray"
+    for split in ("train", "val", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(3):
+                name = (f"IM-{i:04d}-0001.jpeg" if cls == "NORMAL"
+                        else f"person{i}_{'bacteria' if i % 2 else 'virus'}_{i}.jpeg")
+                write_image(folder / name, size=(40 + 10 * i, 30), mode="L" if i else "RGB", seed=i)
+    return root
