@@ -1,0 +1,55 @@
+# pneumo: two verbs, each doing its own set-up (virtual environment + install).
+#   make results   train and evaluate the final model (papermill run of final_notebook.ipynb)
+#   make test      run the test suite
+# Both take DATA_DIR= (default data/chest_xray) and OUT_DIR= (default reports).
+
+PYTHON   ?= python3
+VENV     ?= .venv
+DATA_DIR ?= data/chest_xray
+OUT_DIR  ?= reports
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+
+export DATA_DIR
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup test results notebooks lab clean
+
+help:
+	@echo "make results [DATA_DIR=data/chest_xray] [OUT_DIR=reports]  train + evaluate the final model"
+	@echo "make test    [DATA_DIR=data/chest_xray]                    run the tests"
+	@echo "make notebooks [DATA_DIR=...]   re-run every chapter in notebooks/ in place"
+	@echo "make lab                        open the notebooks in JupyterLab"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+results: $(STAMP)
+	$(BIN)/pneumo-check-data "$(DATA_DIR)"
+	mkdir -p "$(OUT_DIR)"
+	$(BIN)/papermill final_notebook.ipynb "$(OUT_DIR)/final_notebook.ipynb" \
+		-p data_dir "$(abspath $(DATA_DIR))" -p output_dir "$(abspath $(OUT_DIR))"
+	@echo "Results in $(OUT_DIR)/: metrics.json, figures, model, executed notebook"
+
+notebooks: $(STAMP)
+	$(BIN)/pneumo-check-data "$(DATA_DIR)"
+	for nb in notebooks/[0-9]*.ipynb; do \
+		$(BIN)/papermill "$$nb" "$$nb" --cwd notebooks -p data_dir "$(abspath $(DATA_DIR))" || exit 1; \
+	done
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install -e '.[lab]'
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf $(VENV) .pytest_cache

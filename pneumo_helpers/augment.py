@@ -1,0 +1,81 @@
+"""Reframing: zoom, shift and rotate X-rays, at random (training) or on purpose
+(the stress test). One affine resampling per image, black where uncovered.
+
+Training images of the two classes differ in framing (NORMAL ones share one
+framing, PNEUMONIA ones vary), so a CNN can learn the frame instead of the
+lungs. Random reframing of every training image breaks that shortcut; the
+same geometry, applied deterministically to a holdout, tests whether it did.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+
+def affine_matrix(zoom, shift_x, shift_y, angle, width: int, height: int):
+    """Rows ``[a0, a1, a2, b0, b1, b2, 0, 0]`` for ``ops.image.affine_transform``:
+    the output pixel (x, y) samples the input at ``A (x - c - d) + c``, with
+    ``A`` the inverse of zooming by ``zoom`` and rotating by ``angle`` (radians)
+    about the centre ``c``, and ``d`` the shift in fractions of width/height.
+    Arguments may be scalars or 1-D tensors (one value per image)."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    cos, sin = ops.cos(angle) / zoom, ops.sin(angle) / zoom
+    px, py = cx + shift_x * width, cy + shift_y * height
+    a2 = cx - (cos * px + sin * py)
+    b2 = cy - (-sin * px + cos * py)
+    zero = ops.zeros_like(cos)
+    return ops.stack([cos, sin, a2, -sin, cos, b2, zero, zero], axis=-1)
+
+
+def reframe(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0,
+            angle: float = 0.0):
+    """Zoom about the centre (``zoom < 1`` zooms out, leaving a black border),
+    shift (fractions of the size; positive: right / down) and rotate a batch
+    of ``(n, h, w, c)`` images, all by the same amounts."""
+    images = ops.convert_to_tensor(images, dtype="float32")
+    n, h, w = ops.shape(images)[0], int(images.shape[1]), int(images.shape[2])
+    one = ops.ones((n,), dtype="float32")
+    matrix = affine_matrix(zoom * one, shift_x * one, shift_y * one, angle * one, w, h)
+    return ops.image.affine_transform(images, matrix, interpolation="bilinear",
+                                      fill_mode="constant", fill_value=0.0)
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class RandomReframe(layers.Layer):
+    """Random zoom (log-uniform in ``zoom``), shift (up to ``shift`` of the size),
+    rotation (up to ``rotation`` degrees) and gamma (``gamma`` range) per image,
+    in training only. Expects images in [0, 1]."""
+
+    def __init__(self, zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4),
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.zoom, self.shift, self.rotation, self.gamma = tuple(zoom), shift, rotation, tuple(gamma)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        n, h, w = ops.shape(images)[0], int(images.shape[1]), int(images.shape[2])
+
+        def uniform(lo, hi):
+            return keras.random.uniform((n,), lo, hi, seed=self.generator)
+
+        zoom = ops.exp(uniform(math.log(self.zoom[0]), math.log(self.zoom[1])))
+        matrix = affine_matrix(zoom, uniform(-self.shift, self.shift),
+                               uniform(-self.shift, self.shift),
+                               uniform(-1, 1) * math.radians(self.rotation), w, h)
+        out = ops.image.affine_transform(images, matrix, interpolation="bilinear",
+                                         fill_mode="constant", fill_value=0.0)
+        gamma = ops.exp(uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
+        return ops.power(ops.clip(out, 1e-6, 1.0), ops.reshape(gamma, (-1, 1, 1, 1)))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "zoom": self.zoom, "shift": self.shift,
+                "rotation": self.rotation, "gamma": self.gamma, "seed": self.seed}

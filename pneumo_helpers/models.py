@@ -1,0 +1,119 @@
+"""Model builders: a baseline, the original project's CNN, and robust CNNs.
+
+Every builder returns an uncompiled ``keras.Model`` taking
+``(image_size, image_size, 1)`` images in [0, 1] and giving a pneumonia
+probability (sigmoid) or, with ``n_classes=3``, softmax probabilities over
+normal / bacteria / virus. Augmentation lives inside the model as Keras
+preprocessing layers, active only in training.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from .augment import RandomReframe
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class PerImageStandardization(layers.Layer):
+    """Scale each image to zero mean and unit variance (removes exposure and
+    contrast differences between machines and sites)."""
+
+    def call(self, x):
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        std = ops.std(x, axis=(1, 2, 3), keepdims=True)
+        return (x - mean) / ops.maximum(std, 1e-3)
+
+
+def augmentation(strength: str = "strong", seed: int = 42) -> keras.Sequential:
+    """Random reframing and gamma, the same for both classes (see ``augment``).
+
+    ``"strong"``: zoom 0.7x to 1.3x, shift up to 15%, rotation up to 6 degrees,
+    gamma 0.7 to 1.4; ``"light"``: zoom 0.9x to 1.1x, shift 5%, 2 degrees,
+    gamma 0.9 to 1.1; ``"none"``: the identity.
+    """
+    settings = {
+        "strong": dict(zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4)),
+        "light": dict(zoom=(0.9, 1.1), shift=0.05, rotation=2.0, gamma=(0.9, 1.1)),
+        "none": None,
+    }[strength]
+    if settings is None:
+        return keras.Sequential([layers.Identity()], name="augmentation")
+    return keras.Sequential([RandomReframe(**settings, seed=seed)], name="augmentation")
+
+
+def _head(x, n_classes: int):
+    if n_classes == 1:
+        return layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    return layers.Dense(n_classes, activation="softmax", name="classes")(x)
+
+
+def baseline(image_size: int = 128, pixels: int = 32, n_classes: int = 1) -> keras.Model:
+    """Logistic regression on downsized pixels: what any CNN must beat."""
+    inputs = keras.Input((image_size, image_size, 1))
+    x = layers.Resizing(pixels, pixels)(inputs)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, _head(x, n_classes), name="baseline_logreg")
+
+
+def original_cnn(image_size: int = 224) -> keras.Model:
+    """The original student project's final CNN, layer for layer."""
+    return keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 1)),
+            layers.Conv2D(32, 3, activation="tanh"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 4, activation="relu"),
+            layers.MaxPooling2D(2, padding="same"),
+            layers.LeakyReLU(),
+            layers.MaxPooling2D(2, padding="same"),
+            layers.Dropout(0.3),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="original_cnn",
+    )
+
+
+def robust_cnn(
+    image_size: int = 128,
+    filters: tuple[int, ...] = (16, 32, 64, 128),
+    convs_per_block: int = 1,
+    stem_stride: int = 1,
+    augment: str = "strong",
+    standardize: bool = True,
+    batch_norm: bool = True,
+    global_pool: bool = True,
+    dropout: float = 0.3,
+    l2: float = 1e-4,
+    n_classes: int = 1,
+    seed: int = 42,
+    name: str = "robust_cnn",
+) -> keras.Model:
+    """A small VGG-style CNN; each option is one step of notebook 04's table.
+
+    Blocks of ``convs_per_block`` 3x3 convolutions (batch norm, ReLU) and max
+    pooling, then global average pooling (or flatten), dropout and the head.
+    ``stem_stride=2`` makes the first convolution strided, which quarters the
+    cost of the whole network for a small loss of detail.
+    """
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((image_size, image_size, 1))
+    x = augmentation(augment, seed=seed)(inputs)
+    if standardize:
+        x = PerImageStandardization()(x)
+    for i, f in enumerate(filters):
+        for j in range(convs_per_block):
+            stride = stem_stride if i == j == 0 else 1
+            x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=not batch_norm,
+                              kernel_regularizer=reg, name=f"conv{i + 1}_{j + 1}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x) if global_pool else layers.Flatten()(x)
+    x = layers.Dropout(dropout, seed=seed)(x)
+    return keras.Model(inputs, _head(x, n_classes), name=name)

@@ -1,0 +1,111 @@
+"""Figures for model results, built on scikit-learn's ``*Display`` classes.
+
+Each function returns a matplotlib Figure; ``save`` writes it to a folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (ConfusionMatrixDisplay, PrecisionRecallDisplay,
+                             RocCurveDisplay)
+
+BINARY_LABELS = ("normal", "pneumonia")
+
+
+def save(fig, folder, name: str) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` and return the path."""
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def training_curves(history: dict, metrics=("loss", "auc")) -> plt.Figure:
+    """Training and validation curves per epoch, one panel per metric."""
+    metrics = [m for m in metrics if m in history]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        epochs = np.arange(1, len(history[m]) + 1)
+        ax.plot(epochs, history[m], "o-", label="train")
+        if f"val_{m}" in history:
+            ax.plot(epochs, history[f"val_{m}"], "o-", label="validation")
+        ax.set(xlabel="epoch", title=m)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion(y_true, y_pred, labels=BINARY_LABELS, title: str = "") -> plt.Figure:
+    """Confusion matrix with counts (rows: truth, columns: prediction)."""
+    fig, ax = plt.subplots(figsize=(4.2 + 0.6 * (len(labels) - 2),) * 2)
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, display_labels=list(labels),
+                                            cmap="Blues", colorbar=False, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def roc_pr(y_true, y_score, threshold: float, title: str = "") -> plt.Figure:
+    """ROC and precision-recall curves, with the chosen operating point marked."""
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score)
+    pred = y_score >= threshold
+    recall = pred[y_true == 1].mean()
+    fpr = pred[y_true == 0].mean()
+    precision = y_true[pred].mean() if pred.any() else 1.0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
+    RocCurveDisplay.from_predictions(y_true, y_score, ax=a, name="model", plot_chance_level=True)
+    a.plot(fpr, recall, "ro", label=f"threshold {threshold:.3f}")
+    a.set(xlabel="1 - specificity", ylabel="recall (sensitivity)", title="ROC")
+    PrecisionRecallDisplay.from_predictions(y_true, y_score, ax=b, name="model",
+                                            plot_chance_level=True)
+    b.plot(recall, precision, "ro", label=f"threshold {threshold:.3f}")
+    b.set(title="precision-recall")
+    for ax in (a, b):
+        ax.legend(loc="lower left" if ax is b else "lower right")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_histogram(y_true, y_score, threshold: float, title: str = "") -> plt.Figure:
+    """Where normal and pneumonia scores fall relative to the threshold."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0, 1, 41)
+    y_true = np.asarray(y_true)
+    for label, name in enumerate(BINARY_LABELS):
+        ax.hist(np.asarray(y_score)[y_true == label], bins=bins, alpha=0.6, label=name)
+    ax.axvline(threshold, color="k", ls="--", label="threshold")
+    ax.set(xlabel="pneumonia score", ylabel="images", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def stress_plot(stress: pd.DataFrame, title: str = "framing stress test") -> plt.Figure:
+    """ROC AUC, recall and specificity at the fixed threshold, per reframed view."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    stress[["roc_auc", "recall", "specificity"]].plot.bar(ax=ax, rot=30, ylim=(0, 1.05))
+    ax.axhline(0.95, color="grey", ls=":", lw=1)
+    ax.set(title=title, xlabel="")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def comparison(table: pd.DataFrame, columns=("test_auc", "test_recall", "test_specificity"),
+               title: str = "models compared") -> plt.Figure:
+    """Grouped bars of a comparison table indexed by model name."""
+    cols = [c for c in columns if c in table]
+    fig, ax = plt.subplots(figsize=(1.6 * len(table) + 3, 3.8))
+    table[cols].plot.bar(ax=ax, rot=20, ylim=(0, 1.05))
+    ax.set(title=title, xlabel="")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
