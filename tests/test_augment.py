@@ -1,0 +1,49 @@
+"""Reframing geometry (stress test) and the random augmentation layer."""
+
+import numpy as np
+
+from pneumo_helpers.augment import RandomReframe, reframe
+from pneumo_helpers.stress import stress_test
+
+
+def half_image(n=2, size=20):
+    x = np.zeros((n, size, size, 1), "float32")
+    x[:, :, : size // 2] = 1.0
+    return x
+
+
+def test_identity_and_shift():
+    x = half_image()
+    np.testing.assert_allclose(np.asarray(reframe(x)), x, atol=1e-6)
+    shifted = np.asarray(reframe(x, shift_x=0.1))  # 2 pixels right: black enters on the left
+    assert (shifted[:, :, :2] == 0).all() and (shifted[:, :, 2:12] == 1).all()
+
+
+def test_zoom_out_leaves_black_border_and_zoom_in_fills():
+    x = np.ones((1, 20, 20, 1), "float32")
+    out = np.asarray(reframe(x, zoom=0.5))
+    assert out[0, 0].max() == 0 and out[0, 10, 10, 0] == 1
+    assert np.asarray(reframe(x, zoom=1.5)).min() == 1
+
+
+def test_random_reframe_only_in_training():
+    x = np.random.default_rng(0).random((4, 32, 32, 1)).astype("float32")
+    layer = RandomReframe(seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape and not np.allclose(out, x)
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_stress_test_catches_a_framing_shortcut():
+    # a "model" that scores by left-border brightness: perfect on original
+    # framing, fooled once the image is shifted
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    x = rng.random((40, 20, 20, 1)).astype("float32") * 0.5
+    x[y == 1, :, :2] += 0.5
+    border = lambda batch: batch[:, :, :2].mean(axis=(1, 2, 3))  # noqa: E731
+    table = stress_test(border, x, y, threshold=0.4)
+    assert table.loc["original", "roc_auc"] == 1.0
+    assert table.loc["shift_right", "roc_auc"] < 0.8
+    assert table.loc["zoom_out_0.65", "roc_auc"] < 0.8

@@ -1,0 +1,71 @@
+"""Patient split and tf.data pipeline."""
+
+import numpy as np
+import pytest
+
+from pneumo_helpers import load_image_table, patient_split
+from pneumo_helpers.pipeline import load_arrays, make_dataset
+from pneumo_helpers.splits import balanced_subset
+
+from .conftest import write_image
+
+
+def test_patient_split_no_leak_and_ratio_kept(table):
+    s = patient_split(table, val_fraction=0.15, seed=7)
+    train, val = s[s.subset == "train"], s[s.subset == "validation"]
+    assert not set(train.patient) & set(val.patient)
+    assert len(train) + len(val) == (table.split == "train").sum()
+    assert (s.loc[s.split == "val", "subset"] == "sanity").all()
+    assert (s.loc[s.split == "test", "subset"] == "test").all()
+    whole = table.loc[table.split == "train", "label"].mean()
+    assert abs(val.label.mean() - whole) < 0.02
+    assert abs(train.label.mean() - whole) < 0.02
+    assert 0.14 < len(val) / (len(train) + len(val)) < 0.17
+
+
+def test_patient_split_seeded(table):
+    a = patient_split(table, seed=1)["subset"]
+    b = patient_split(table, seed=1)["subset"]
+    c = patient_split(table, seed=2)["subset"]
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_patient_split_rejects_bad_fraction(table):
+    with pytest.raises(ValueError, match="val_fraction"):
+        patient_split(table, val_fraction=1.5)
+
+
+def test_balanced_subset(table):
+    sub = balanced_subset(table[table.split == "train"], 200, seed=0)
+    assert len(sub) == 200
+    assert sub.label.value_counts().to_dict() == {0: 100, 1: 100}
+    assert balanced_subset(table, 0) is table
+
+
+def test_pipeline_shapes_and_range(tiny_data):
+    t = load_image_table(tiny_data)
+    write_image(tiny_data / "extra.png", size=(300, 120), mode="RGB", fmt="PNG")
+    t.loc[len(t)] = {**t.iloc[0].to_dict(), "path": str(tiny_data / "extra.png")}
+    ds = make_dataset(t, image_size=24, batch_size=5, shuffle=True, seed=3)
+    batches = list(ds)
+    assert sum(len(y) for _, y in batches) == len(t)
+    for x, y in batches:
+        assert x.shape[1:] == (24, 24, 1) and x.dtype.name == "float32"
+        assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+    # same seed, same order
+    again = [y.numpy().tolist() for _, y in make_dataset(t, 24, 5, shuffle=True, seed=3)]
+    assert again == [y.numpy().tolist() for _, y in batches]
+
+
+def test_pipeline_on_real_images_of_both_sizes(table):
+    # val images are large grayscale originals, the rest 224x224 RGB JPEGs
+    sample = table.groupby("split").head(4)
+    x, y = load_arrays(sample, image_size=64)
+    assert x.shape == (len(sample), 64, 64, 1)
+    assert 0.2 < x.mean() < 0.8 and x.std() > 0.1
+
+
+def test_empty_table_is_an_error(table):
+    with pytest.raises(ValueError, match="empty"):
+        make_dataset(table.iloc[:0])
