@@ -79,3 +79,12 @@ class RandomReframe(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "zoom": self.zoom, "shift": self.shift,
                 "rotation": self.rotation, "gamma": self.gamma, "seed": self.seed}
+
+
+TTA_VIEWS = ((0.9, 0.0, 0.0), (1.1, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
+
+
+def tta_views(views=TTA_VIEWS):
+    """Test-time augmentation: callables that reframe an image batch
+    (zoom, shift_x, shift_y); their predictions are averaged with the plain one."""
+    return [lambda x, v=v: reframe(x, *v) for v in views]

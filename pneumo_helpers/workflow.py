@@ -138,3 +138,30 @@ def evaluate_test(result: Result, data: Data, tta=None, stress_images=None) -> R
 def _batches(images, batch_size):
     import tensorflow as tf
     return tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+
+
+def metrics_document(params: dict, data: Data, result: Result, n_boot: int = 1000) -> dict:
+    """Everything ``metrics.json`` holds: params, data counts, validation and
+    test metrics (with bootstrap intervals), timing, and the stress test."""
+    test = dict(result.test)
+    test["ci95"] = M.bootstrap_intervals(data.labels("test"), result.test_scores,
+                                         test["threshold"], n_boot=n_boot, seed=data.seed)
+    doc = {"params": params, "data": data.counts(), "validation": result.validation,
+           "test": test, "timing": {k: result.timing[k] for k in (
+               "train_seconds", "train_images_per_second", "predict_images_per_second",
+               "epochs_run") if k in result.timing}}
+    if result.stress is not None:
+        doc["stress_test"] = result.stress.round(4).to_dict(orient="index")
+    return doc
+
+
+def check_output_dir(output_dir, data_dir):
+    """Create ``output_dir``; refuse one inside the data folder (never written to)."""
+    from pathlib import Path
+
+    out, data = Path(output_dir).resolve(), Path(data_dir).resolve()
+    if out == data or data in out.parents:
+        raise ValueError(f"output_dir {out} is inside the data folder {data}; "
+                         "choose a folder outside it (the data folder is only read)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
