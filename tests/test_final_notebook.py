@@ -40,7 +40,7 @@ def test_final_notebook_tiny_run(data_dir, tmp_path):
     assert t["train_seconds"] > 0 and t["train_images_per_second"] > 0
     assert t["predict_images_per_second"] > 0
     for name in ("model.keras", "training_curves.png", "confusion_matrix.png", "roc_pr.png",
-                 "stress_test.png"):
+                 "stress_test.png", "grad_cam.png"):
         assert (out / name).stat().st_size > 0, name
 
 

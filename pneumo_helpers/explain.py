@@ -1,0 +1,69 @@
+"""Grad-CAM: which parts of an X-ray drove the pneumonia score.
+
+A model that reads the lungs lights up inside the chest; one that learned a
+framing shortcut lights up on borders, corners and labels.
+"""
+
+from __future__ import annotations
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """Name of the last 2-D convolution in ``model``."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.Conv2D):
+            return layer.name
+    raise ValueError(f"{model.name} has no Conv2D layer for Grad-CAM")
+
+
+def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -> np.ndarray:
+    """Heat maps in [0, 1], one per image, at the input's resolution
+    (gradient of the pneumonia score with respect to ``layer``'s activations)."""
+    layer = layer or last_conv_layer(model)
+    probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
+    x = tf.convert_to_tensor(images, tf.float32)
+    with tf.GradientTape() as tape:
+        features, score = probe(x, training=False)
+        score = score[:, -1] if score.shape[-1] > 1 else score[:, 0]
+    grads = tape.gradient(score, features)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+    cam = tf.image.resize(cam, images.shape[1:3]).numpy()[..., 0]
+    peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
+    return cam / np.maximum(peak, 1e-8)
+
+
+def plot_grad_cam(images, heatmaps, titles, ncols: int = 4) -> plt.Figure:
+    """X-rays with their Grad-CAM heat maps overlaid."""
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, cam, title in zip(axes.ravel(), images, heatmaps, titles):
+        ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pick_examples(y_true, y_score, threshold: float, per_kind: int = 2, seed: int = 0):
+    """Indices of true negatives, false positives, false negatives and true
+    positives (up to ``per_kind`` each), with a label for each."""
+    y_true, pred = np.asarray(y_true), np.asarray(y_score) >= threshold
+    rng = np.random.default_rng(seed)
+    picks, labels = [], []
+    for name, mask in (("normal, called normal", (y_true == 0) & ~pred),
+                       ("normal, flagged", (y_true == 0) & pred),
+                       ("pneumonia, missed", (y_true == 1) & ~pred),
+                       ("pneumonia, found", (y_true == 1) & pred)):
+        idx = np.flatnonzero(mask)
+        chosen = rng.choice(idx, min(per_kind, len(idx)), replace=False) if len(idx) else []
+        picks.extend(int(i) for i in chosen)
+        labels.extend([name] * len(chosen))
+    return picks, labels

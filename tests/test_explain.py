@@ -1,0 +1,23 @@
+import numpy as np
+
+from pneumo_helpers import models
+from pneumo_helpers.explain import grad_cam, last_conv_layer, pick_examples, plot_grad_cam
+
+
+def test_grad_cam_shapes_and_range():
+    m = models.robust_cnn(32, filters=(4, 8), seed=0)
+    x = np.random.default_rng(0).random((3, 32, 32, 1)).astype("float32")
+    assert last_conv_layer(m) == "conv2_1"
+    cam = grad_cam(m, x)
+    assert cam.shape == (3, 32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+    fig = plot_grad_cam(x, cam, ["a", "b", "c"], ncols=2)
+    assert len(fig.axes) == 4
+
+
+def test_pick_examples_covers_each_outcome():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.9, 0.2, 0.8, 0.9])
+    idx, labels = pick_examples(y, s, 0.5, per_kind=1)
+    assert labels == ["normal, called normal", "normal, flagged", "pneumonia, missed",
+                      "pneumonia, found"]
+    assert idx[1] == 2 and idx[2] == 3
