@@ -52,3 +52,27 @@ def tiny_data(tmp_path) -> Path:
                         else f"person{i}_{'bacteria' if i % 2 else 'virus'}_{i}.jpeg")
                 write_image(folder / name, size=(40 + 10 * i, 30), mode="L" if i else "RGB", seed=i)
     return root
+
+
+SHARED_WEIGHTS = ROOT.parent / "shared" / "keras" / "models"
+
+
+@pytest.fixture
+def keras_home_with_shared_weights(tmp_path, monkeypatch) -> Path:
+    """A KERAS_HOME whose ``models/`` holds copies of the shared ImageNet weight
+    files (../shared/keras/models), so ``weights="imagenet"`` loads without a
+    download. Keras reads KERAS_HOME at import; ``pneumo_helpers.transfer``
+    follows its current value, and papermill kernels inherit it."""
+    import shutil
+
+    files = sorted(SHARED_WEIGHTS.glob("*.h5")) if SHARED_WEIGHTS.is_dir() else []
+    if not files:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the shared Keras weight files in {SHARED_WEIGHTS}")
+        pytest.skip(f"no Keras weight files in {SHARED_WEIGHTS}")
+    home = tmp_path / "keras_home"
+    (home / "models").mkdir(parents=True)
+    for f in files:
+        shutil.copyfile(f, home / "models" / f.name)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
