@@ -53,7 +53,7 @@ class Data:
 
 def prepare_data(data_dir, image_size: int = 128, batch_size: int = 32, seed: int = 42,
                  max_train_images: int = 0, val_fraction: float = 0.15,
-                 label_column: str = "label", progress: bool = True) -> Data:
+                 label_column: str = "label", progress: bool = False) -> Data:
     """Load and check every image, split ``train`` by patient, and optionally
     keep a class-balanced sample of at most ``max_train_images`` training
     images (and proportionally fewer validation and test images) for quick runs."""
