@@ -81,6 +81,35 @@ class RandomReframe(layers.Layer):
                 "rotation": self.rotation, "gamma": self.gamma, "seed": self.seed}
 
 
+def gaussian_blur(images, sigma: float):
+    """Blur a batch of ``(n, h, w, 1)`` images with a Gaussian of ``sigma`` pixels."""
+    if sigma <= 0:
+        return images
+    radius = max(1, int(round(3 * sigma)))
+    t = ops.arange(-radius, radius + 1, dtype="float32")
+    k = ops.exp(-0.5 * (t / sigma) ** 2)
+    k = k / ops.sum(k)
+    pad = ops.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="reflect")
+    out = ops.depthwise_conv(pad, ops.reshape(k, (-1, 1, 1, 1)), padding="valid")
+    return ops.depthwise_conv(out, ops.reshape(k, (1, -1, 1, 1)), padding="valid")
+
+
+def view(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0,
+         blur: float = 0.0, contrast: float = 1.0, gamma: float = 1.0):
+    """One deterministic view of a batch: reframed, blurred (sigma in pixels),
+    contrast scaled about each image's mean, and gamma-corrected; in [0, 1]."""
+    x = ops.convert_to_tensor(images, dtype="float32")
+    if (zoom, shift_x, shift_y) != (1.0, 0.0, 0.0):
+        x = reframe(x, zoom, shift_x, shift_y)
+    x = gaussian_blur(x, blur)
+    if contrast != 1.0:
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        x = mean + contrast * (x - mean)
+    if gamma != 1.0:
+        x = ops.power(ops.clip(x, 1e-6, 1.0), gamma)
+    return ops.clip(x, 0.0, 1.0)
+
+
 TTA_VIEWS = ((0.9, 0.0, 0.0), (1.1, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
 
 

@@ -51,8 +51,10 @@ def augmentation(strength: str = "strong", seed: int = 42) -> keras.Sequential:
     """Random reframing and gamma, the same for both classes (see ``augment``).
 
     ``"strong"``: zoom 0.7x to 1.3x, shift up to 15%, rotation up to 6 degrees,
-    gamma 0.7 to 1.4; ``"light"``: zoom 0.9x to 1.1x, shift 5%, 2 degrees,
-    gamma 0.9 to 1.1; ``"none"``: the identity.
+    gamma 0.7 to 1.4, then sharpness from blurred to sharpened (X-ray machines
+    and periods differ in exposure and sharpness as well as framing);
+    ``"light"``: zoom 0.9x to 1.1x, shift 5%, 2 degrees, gamma 0.9 to 1.1;
+    ``"none"``: the identity.
     """
     settings = {
         "strong": dict(zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4)),
@@ -61,7 +63,10 @@ def augmentation(strength: str = "strong", seed: int = 42) -> keras.Sequential:
     }[strength]
     if settings is None:
         return keras.Sequential([layers.Identity()], name="augmentation")
-    return keras.Sequential([RandomReframe(**settings, seed=seed)], name="augmentation")
+    steps = [RandomReframe(**settings, seed=seed)]
+    if strength == "strong":
+        steps.append(layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1))
+    return keras.Sequential(steps, name="augmentation")
 
 
 def _head(x, n_classes: int):
@@ -111,6 +116,7 @@ def robust_cnn(
     convs_per_block: int = 1,
     stem_stride: int = 2,
     augment: str = "strong",
+    equalize: bool = True,
     standardize: bool = True,
     batch_norm: bool = True,
     global_pool: bool = True,
@@ -122,14 +128,17 @@ def robust_cnn(
 ) -> keras.Model:
     """A small VGG-style CNN; each option is one step of notebook 04's table.
 
-    Blocks of ``convs_per_block`` 3x3 convolutions (batch norm, ReLU) and max
+    ``equalize`` equalises each image's histogram first (in training and in
+    use), which evens out exposure and contrast between sources; blocks of
+    ``convs_per_block`` 3x3 convolutions (batch norm, ReLU) and max
     pooling, then global average pooling (or flatten), dropout and the head.
     ``stem_stride=2`` (the default) makes the first convolution strided, which quarters the
     cost of the whole network for a small loss of detail.
     """
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((image_size, image_size, 1))
-    x = augmentation(augment, seed=seed)(inputs)
+    x = layers.Equalization(value_range=(0, 1), name="equalize")(inputs) if equalize else inputs
+    x = augmentation(augment, seed=seed)(x)
     if standardize:
         x = PerImageStandardization()(x)
     for i, f in enumerate(filters):
@@ -144,3 +153,9 @@ def robust_cnn(
     x = layers.GlobalAveragePooling2D()(x) if global_pool else layers.Flatten()(x)
     x = layers.Dropout(dropout, seed=seed)(x)
     return keras.Model(inputs, _head(x, n_classes), name=name)
+
+
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` file saved by these notebooks (importing this module
+    registers the custom layers Keras needs to rebuild it)."""
+    return keras.models.load_model(path)

@@ -47,3 +47,16 @@ def test_stress_test_catches_a_framing_shortcut():
     assert table.loc["original", "roc_auc"] == 1.0
     assert table.loc["shift_right", "roc_auc"] < 0.8
     assert table.loc["zoom_out_0.65", "roc_auc"] < 0.8
+
+
+def test_view_intensity_changes():
+    from pneumo_helpers.augment import gaussian_blur, view
+    x = half_image(1, 20)
+    np.testing.assert_allclose(np.asarray(view(x)), x, atol=1e-6)
+    blurred = np.asarray(gaussian_blur(x, 1.0))
+    assert 0 < blurred[0, 5, 9, 0] < 1 and blurred[0, 5, 2, 0] > 0.99  # only the edge softens
+    np.testing.assert_allclose(blurred.mean(), x.mean(), atol=0.02)
+    low = np.asarray(view(x, contrast=0.5))
+    assert np.isclose(low.max() - low.min(), 0.5, atol=1e-5)
+    g = np.full((1, 4, 4, 1), 0.25, "float32")
+    np.testing.assert_allclose(np.asarray(view(g, gamma=0.5)), 0.5, atol=1e-5)
