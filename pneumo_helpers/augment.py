@@ -15,19 +15,22 @@ import keras
 from keras import layers, ops
 
 
-def affine_matrix(zoom, shift_x, shift_y, angle, width: int, height: int):
+def affine_matrix(zoom, shift_x, shift_y, angle, width: int, height: int, aspect=1.0):
     """Rows ``[a0, a1, a2, b0, b1, b2, 0, 0]`` for ``ops.image.affine_transform``:
     the output pixel (x, y) samples the input at ``A (x - c - d) + c``, with
-    ``A`` the inverse of zooming by ``zoom`` and rotating by ``angle`` (radians)
-    about the centre ``c``, and ``d`` the shift in fractions of width/height.
+    ``A`` the inverse of zooming by ``zoom`` (``zoom * aspect`` horizontally,
+    ``zoom / aspect`` vertically) and rotating by ``angle`` (radians) about
+    the centre ``c``, and ``d`` the shift in fractions of width/height.
     Arguments may be scalars or 1-D tensors (one value per image)."""
     cx, cy = (width - 1) / 2, (height - 1) / 2
-    cos, sin = ops.cos(angle) / zoom, ops.sin(angle) / zoom
+    zx, zy = zoom * aspect, zoom / aspect
+    cos, sin = ops.cos(angle), ops.sin(angle)
+    a0, a1, b0, b1 = cos / zx, sin / zx, -sin / zy, cos / zy
     px, py = cx + shift_x * width, cy + shift_y * height
-    a2 = cx - (cos * px + sin * py)
-    b2 = cy - (-sin * px + cos * py)
-    zero = ops.zeros_like(cos)
-    return ops.stack([cos, sin, a2, -sin, cos, b2, zero, zero], axis=-1)
+    a2 = cx - (a0 * px + a1 * py)
+    b2 = cy - (b0 * px + b1 * py)
+    zero = ops.zeros_like(a0)
+    return ops.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=-1)
 
 
 def reframe(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0,
@@ -45,14 +48,16 @@ def reframe(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.
 
 @keras.saving.register_keras_serializable(package="pneumo")
 class RandomReframe(layers.Layer):
-    """Random zoom (log-uniform in ``zoom``), shift (up to ``shift`` of the size),
-    rotation (up to ``rotation`` degrees) and gamma (``gamma`` range) per image,
-    in training only. Expects images in [0, 1]."""
+    """Random zoom (log-uniform in ``zoom``), aspect ratio (log-uniform in
+    ``aspect``: originals of many shapes are squashed to squares), shift (up to
+    ``shift`` of the size), rotation (up to ``rotation`` degrees) and gamma
+    (``gamma`` range) per image, in training only. Expects images in [0, 1]."""
 
     def __init__(self, zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4),
-                 seed=None, **kwargs):
+                 aspect=(1.0, 1.0), seed=None, **kwargs):
         super().__init__(**kwargs)
         self.zoom, self.shift, self.rotation, self.gamma = tuple(zoom), shift, rotation, tuple(gamma)
+        self.aspect = tuple(aspect)
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
@@ -65,9 +70,10 @@ class RandomReframe(layers.Layer):
             return keras.random.uniform((n,), lo, hi, seed=self.generator)
 
         zoom = ops.exp(uniform(math.log(self.zoom[0]), math.log(self.zoom[1])))
+        aspect = ops.exp(uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
         matrix = affine_matrix(zoom, uniform(-self.shift, self.shift),
                                uniform(-self.shift, self.shift),
-                               uniform(-1, 1) * math.radians(self.rotation), w, h)
+                               uniform(-1, 1) * math.radians(self.rotation), w, h, aspect)
         out = ops.image.affine_transform(images, matrix, interpolation="bilinear",
                                          fill_mode="constant", fill_value=0.0)
         gamma = ops.exp(uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
@@ -78,7 +84,8 @@ class RandomReframe(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "zoom": self.zoom, "shift": self.shift,
-                "rotation": self.rotation, "gamma": self.gamma, "seed": self.seed}
+                "rotation": self.rotation, "gamma": self.gamma, "aspect": self.aspect,
+                "seed": self.seed}
 
 
 def gaussian_blur(images, sigma: float):

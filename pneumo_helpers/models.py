@@ -50,14 +50,16 @@ class BorderOnly(layers.Layer):
 def augmentation(strength: str = "strong", seed: int = 42) -> keras.Sequential:
     """Random reframing and gamma, the same for both classes (see ``augment``).
 
-    ``"strong"``: zoom 0.7x to 1.3x, shift up to 15%, rotation up to 6 degrees,
+    ``"strong"``: zoom 0.7x to 1.3x, aspect ratio 0.85 to 1.18, shift up to
+    15%, rotation up to 6 degrees,
     gamma 0.7 to 1.4, then sharpness from blurred to sharpened (X-ray machines
     and periods differ in exposure and sharpness as well as framing);
     ``"light"``: zoom 0.9x to 1.1x, shift 5%, 2 degrees, gamma 0.9 to 1.1;
     ``"none"``: the identity.
     """
     settings = {
-        "strong": dict(zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4)),
+        "strong": dict(zoom=(0.7, 1.3), shift=0.15, rotation=6.0, gamma=(0.7, 1.4),
+                       aspect=(0.85, 1.18)),
         "light": dict(zoom=(0.9, 1.1), shift=0.05, rotation=2.0, gamma=(0.9, 1.1)),
         "none": None,
     }[strength]

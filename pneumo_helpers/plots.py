@@ -88,9 +88,9 @@ def score_histogram(y_true, y_score, threshold: float, title: str = "") -> plt.F
     return fig
 
 
-def stress_plot(stress: pd.DataFrame, title: str = "framing stress test") -> plt.Figure:
+def stress_plot(stress: pd.DataFrame, title: str = "stress test") -> plt.Figure:
     """ROC AUC, recall and specificity at the fixed threshold, per reframed view."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(0.8 * len(stress) + 2, 3.8))
     stress[["roc_auc", "recall", "specificity"]].plot.bar(ax=ax, rot=30, ylim=(0, 1.05))
     ax.axhline(0.95, color="grey", ls=":", lw=1)
     ax.set(title=title, xlabel="")
