@@ -24,10 +24,9 @@ def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -
     """Heat maps in [0, 1], one per image, at the input's resolution
     (gradient of the pneumonia score with respect to ``layer``'s activations)."""
     layer = layer or last_conv_layer(model)
-    probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
     x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
-        features, score = probe(x, training=False)
+        features, score = _forward(model, x, layer)
         score = score[:, -1] if score.shape[-1] > 1 else score[:, 0]
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
@@ -35,6 +34,26 @@ def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -
     cam = tf.image.resize(cam, images.shape[1:3]).numpy()[..., 0]
     peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
     return cam / np.maximum(peak, 1e-8)
+
+
+def _forward(model: keras.Model, x, layer: str):
+    """Run ``model`` layer by layer (its layers must form a chain), keeping
+    ``layer``'s output. (A sub-model from ``model.get_layer(layer).output``
+    does not build when the model holds Keras image-preprocessing layers.)"""
+    features = None
+    for op in model.layers:
+        if isinstance(op, keras.layers.InputLayer):
+            continue
+        try:
+            x = op(x, training=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Grad-CAM needs a model whose layers form a chain; "
+                             f"{model.name} failed at layer {op.name}: {err}") from None
+        if op.name == layer:
+            features = x
+    if features is None:
+        raise ValueError(f"{model.name} has no layer named {layer}")
+    return features, x
 
 
 def plot_grad_cam(images, heatmaps, titles, ncols: int = 4) -> plt.Figure:

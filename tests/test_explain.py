@@ -21,3 +21,12 @@ def test_pick_examples_covers_each_outcome():
     assert labels == ["normal, called normal", "normal, flagged", "pneumonia, missed",
                       "pneumonia, found"]
     assert idx[1] == 2 and idx[2] == 3
+
+
+def test_grad_cam_on_the_final_architecture():
+    # equalisation + augmentation layers: a sub-model probe would not build here
+    m = models.robust_cnn(32, filters=(4, 8), equalize=True, augment="strong", seed=0)
+    x = np.random.default_rng(1).random((2, 32, 32, 1)).astype("float32")
+    m.predict(x, verbose=0)
+    cam = grad_cam(m, x)
+    assert cam.shape == (2, 32, 32) and np.isfinite(cam).all()
