@@ -27,7 +27,8 @@ def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -
     x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
         features, score = _forward(model, x, layer)
-        score = score[:, -1] if score.shape[-1] > 1 else score[:, 0]
+        # softmax over normal / bacteria / virus: pneumonia = 1 - p(normal)
+        score = 1.0 - score[:, 0] if score.shape[-1] > 1 else score[:, 0]
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))

@@ -165,3 +165,12 @@ def check_output_dir(output_dir, data_dir):
                          "choose a folder outside it (the data folder is only read)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def binary_view(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Pneumonia-vs-normal labels and scores from either task: a ternary
+    model.s (n, 3) probabilities give ``p(bacteria) + p(virus)`` and ``label > 0``."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    if scores.ndim == 2:
+        return (labels > 0).astype(int), scores[:, 1:].sum(axis=1)
+    return labels, scores

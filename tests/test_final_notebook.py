@@ -11,16 +11,20 @@ METRIC_KEYS = {"roc_auc", "pr_auc", "threshold", "recall", "specificity", "preci
                "accuracy", "confusion"}
 
 
-@pytest.mark.slow
-def test_final_notebook_tiny_run(data_dir, tmp_path):
+def run_tiny(data_dir, out, **params):
     import papermill as pm
 
-    out = tmp_path / "reports"
     pm.execute_notebook(
-        str(ROOT / "final_notebook.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(ROOT),
+        str(ROOT / "final_notebook.ipynb"), str(out.parent / f"{out.name}.ipynb"), cwd=str(ROOT),
         parameters=dict(data_dir=str(data_dir), output_dir=str(out), image_size=32, epochs=1,
-                        max_train_images=200, seed=1), progress_bar=False)
-    doc = json.loads((out / "metrics.json").read_text())
+                        max_train_images=200, seed=1, **params), progress_bar=False)
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_final_notebook_tiny_run(data_dir, tmp_path):
+    out = tmp_path / "reports"
+    doc = run_tiny(data_dir, out)
     assert {"params", "data", "validation", "test", "timing", "stress_test"} <= set(doc)
     assert doc["params"]["image_size"] == 32 and doc["params"]["max_train_images"] == 200
     for block in ("validation", "test"):
@@ -42,6 +46,39 @@ def test_final_notebook_tiny_run(data_dir, tmp_path):
     for name in ("model.keras", "training_curves.png", "confusion_matrix.png", "roc_pr.png",
                  "stress_test.png", "grad_cam.png"):
         assert (out / name).stat().st_size > 0, name
+    s = doc["sanity"]["confusion"]
+    assert s["tn"] + s["fp"] == 8 and s["fn"] + s["tp"] == 8  # Kaggle's 16 val images
+
+
+@pytest.mark.slow
+def test_final_notebook_ternary_tiny_run(data_dir, tmp_path):
+    out = tmp_path / "ternary"
+    doc = run_tiny(data_dir, out, task="ternary")
+    assert doc["params"]["task"] == "ternary"
+    n = doc["data"]["test"]
+    for block in ("validation", "test"):
+        m = doc[block]
+        assert {"accuracy", "macro_roc_auc", "per_class", "confusion", "bacterial_vs_viral",
+                "binary"} <= set(m)
+        assert METRIC_KEYS <= set(m["binary"])
+        assert 0 <= m["macro_roc_auc"] <= 1
+    t = doc["test"]
+    assert sum(map(sum, t["confusion"])) == n["normal"] + n["bacteria"] + n["virus"]
+    c = t["binary"]["confusion"]
+    assert c["tn"] + c["fp"] == n["normal"] and c["fn"] + c["tp"] == n["bacteria"] + n["virus"]
+    assert set(t["binary"]["ci95"]) == {"roc_auc", "recall", "specificity"}
+    assert {"roc_auc", "sensitivity", "specificity"} <= set(t["bacterial_vs_viral"])
+    assert (out / "confusion_matrix_3class.png").stat().st_size > 0
+    assert (out / "model.keras").stat().st_size > 0
+
+
+def test_final_notebook_rejects_unknown_task(data_dir, tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match="task must be 'binary' or 'ternary'"):
+        pm.execute_notebook(str(ROOT / "final_notebook.ipynb"), str(tmp_path / "o.ipynb"),
+                            cwd=str(ROOT), parameters=dict(data_dir=str(data_dir), task="both",
+                                                           output_dir=str(tmp_path / "r")),
+                            progress_bar=False)
 
 
 def test_final_notebook_refuses_output_inside_data(tiny_data):
