@@ -27,6 +27,33 @@ class PerImageStandardization(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pneumo")
+class HistogramEqualization(layers.Layer):
+    """Map each image's intensities through its own cumulative histogram, so
+    every image uses the whole [0, 1] range evenly whatever its exposure and
+    contrast (black stays black). Expects images in [0, 1]."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        shape = tf.shape(x)
+        flat = tf.reshape(x, (shape[0], -1))
+        n = tf.cast(tf.shape(flat)[1], x.dtype)
+        ordered = tf.sort(flat, axis=1)
+        cdf = tf.cast(tf.searchsorted(ordered, flat, side="right"), x.dtype) / n
+        cdf_min = tf.cast(tf.searchsorted(ordered, ordered[:, :1], side="right"), x.dtype) / n
+        out = (cdf - cdf_min) / tf.maximum(1.0 - cdf_min, 1e-6)
+        return tf.reshape(tf.clip_by_value(out, 0.0, 1.0), shape)
+
+
+def _band(h: int, w: int, border: float):
+    """Boolean (h, w) mask of the frame ``border`` (a fraction of the size) wide."""
+    bh, bw = max(1, round(border * h)), max(1, round(border * w))
+    rows = ops.logical_or(ops.arange(h) < bh, ops.arange(h) >= h - bh)
+    cols = ops.logical_or(ops.arange(w) < bw, ops.arange(w) >= w - bw)
+    return ops.logical_or(rows[:, None], cols[None, :])
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
 class BorderOnly(layers.Layer):
     """Black out the centre of each image and keep a frame ``border`` (a
     fraction of the size) wide: what a model sees of framing alone."""
@@ -36,12 +63,26 @@ class BorderOnly(layers.Layer):
         self.border = border
 
     def call(self, x):
-        h, w = int(x.shape[1]), int(x.shape[2])
-        bh, bw = max(1, round(self.border * h)), max(1, round(self.border * w))
-        rows = ops.logical_or(ops.arange(h) < bh, ops.arange(h) >= h - bh)
-        cols = ops.logical_or(ops.arange(w) < bw, ops.arange(w) >= w - bw)
-        keep = ops.logical_or(rows[:, None], cols[None, :])
+        keep = _band(int(x.shape[1]), int(x.shape[2]), self.border)
         return x * ops.cast(keep, x.dtype)[None, :, :, None]
+
+    def get_config(self):
+        return {**super().get_config(), "border": self.border}
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class CentreOnly(layers.Layer):
+    """Black out a frame ``border`` wide around each image: the borders and
+    corners where framing differs and where laterality markers ("R", "A-P")
+    and other text sit, none of which says anything about the lungs."""
+
+    def __init__(self, border: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.border = border
+
+    def call(self, x):
+        band = _band(int(x.shape[1]), int(x.shape[2]), self.border)
+        return x * ops.cast(ops.logical_not(band), x.dtype)[None, :, :, None]
 
     def get_config(self):
         return {**super().get_config(), "border": self.border}
@@ -118,6 +159,7 @@ def robust_cnn(
     convs_per_block: int = 1,
     stem_stride: int = 2,
     augment: str = "strong",
+    mask_border: float = 0.1,
     equalize: bool = True,
     standardize: bool = True,
     batch_norm: bool = True,
@@ -130,7 +172,7 @@ def robust_cnn(
 ) -> keras.Model:
     """A small VGG-style CNN; each option is one step of notebook 04's table.
 
-    ``equalize`` equalises each image's histogram first (in training and in
+    ``equalize`` equalises each image's histogram (in training and in
     use), which evens out exposure and contrast between sources; blocks of
     ``convs_per_block`` 3x3 convolutions (batch norm, ReLU) and max
     pooling, then global average pooling (or flatten), dropout and the head.
@@ -139,7 +181,8 @@ def robust_cnn(
     """
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((image_size, image_size, 1))
-    x = layers.Equalization(value_range=(0, 1), name="equalize")(inputs) if equalize else inputs
+    x = HistogramEqualization(name="equalize")(inputs) if equalize else inputs
+    x = CentreOnly(mask_border)(x) if mask_border else x
     x = augmentation(augment, seed=seed)(x)
     if standardize:
         x = PerImageStandardization()(x)

@@ -58,3 +58,28 @@ def test_same_seed_same_numbers(data_dir):
     (s1, m1), (s2, m2) = run(), run()
     np.testing.assert_array_equal(s1, s2)
     assert m1 == m2
+
+
+def test_histogram_equalization_evens_out_exposure():
+    rng = np.random.default_rng(0)
+    base = rng.random((1, 16, 16, 1)).astype("float32")
+    dark, bright = base * 0.3, 0.6 + base * 0.4
+    eq = models.HistogramEqualization()
+    a, b = np.asarray(eq(dark)), np.asarray(eq(bright))
+    np.testing.assert_allclose(a, b, atol=1e-6)  # same ranks, same output
+    assert a.min() == 0 and a.max() == 1
+    assert abs(a.mean() - 0.5) < 0.02  # uniform histogram
+    zeros = np.zeros((1, 4, 4, 1), "float32")
+    zeros[0, 1:3, 1:3] = 0.2
+    out = np.asarray(eq(zeros))
+    assert out[0, 0, 0, 0] == 0 and out[0, 1, 1, 0] == 1  # black stays black
+
+
+def test_robust_cnn_really_contains_its_preprocessing():
+    m = models.robust_cnn(32, filters=(4, 8))
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds[1:5] == ["HistogramEqualization", "CentreOnly", "Sequential",
+                          "PerImageStandardization"]
+    x = np.zeros((1, 32, 32, 1), "float32")
+    x[0, :, :3] = 1.0  # a bright left border: masked out, so the output ignores it
+    np.testing.assert_allclose(np.asarray(m(x)), np.asarray(m(np.zeros_like(x))), rtol=1e-5)
