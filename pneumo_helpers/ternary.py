@@ -65,7 +65,7 @@ def add_type_labels(table: pd.DataFrame, verbose: bool = True) -> pd.DataFrame:
 
 def prepare_ternary_data(data_dir, image_size: int = 128, batch_size: int = 32, seed: int = 42,
                          max_train_images: int = 0, val_fraction: float = 0.15,
-                         progress: bool = True) -> workflow.Data:
+                         progress: bool = False) -> workflow.Data:
     """``workflow.prepare_data`` (patient split stratified by the binary label,
     optional class-balanced sample) with ``type_label`` as the target."""
     data = workflow.prepare_data(data_dir, image_size, batch_size, seed, max_train_images,
