@@ -184,6 +184,8 @@ def robust_cnn(
     x = HistogramEqualization(name="equalize")(inputs) if equalize else inputs
     x = CentreOnly(mask_border)(x) if mask_border else x
     x = augmentation(augment, seed=seed)(x)
+    # and again after reframing, so the frame the model sees never moves with the content
+    x = CentreOnly(mask_border, name="centre_only_after")(x) if mask_border else x
     if standardize:
         x = PerImageStandardization()(x)
     for i, f in enumerate(filters):
