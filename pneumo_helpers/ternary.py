@@ -289,9 +289,7 @@ def ternary_metrics_document(params: dict, data: workflow.Data, result: workflow
                                           "sensitivity": ci["recall"],
                                           "specificity": ci["specificity"]}
     doc = {"params": params, "data": type_counts(data), "validation": result.validation,
-           "test": test, "timing": {k: result.timing[k] for k in (
-               "train_seconds", "train_images_per_second", "predict_images_per_second",
-               "epochs_run") if k in result.timing}}
+           "test": test, "timing": workflow.timing_summary(result)}
     if result.stress is not None:
         doc["stress_test"] = result.stress.round(4).to_dict(orient="index")
     return doc

@@ -147,12 +147,17 @@ def metrics_document(params: dict, data: Data, result: Result, n_boot: int = 100
     test["ci95"] = M.bootstrap_intervals(data.labels("test"), result.test_scores,
                                          test["threshold"], n_boot=n_boot, seed=data.seed)
     doc = {"params": params, "data": data.counts(), "validation": result.validation,
-           "test": test, "timing": {k: result.timing[k] for k in (
-               "train_seconds", "train_images_per_second", "predict_images_per_second",
-               "epochs_run") if k in result.timing}}
+           "test": test, "timing": timing_summary(result)}
     if result.stress is not None:
         doc["stress_test"] = result.stress.round(4).to_dict(orient="index")
     return doc
+
+
+def timing_summary(result: Result) -> dict:
+    """The ``timing`` block of ``metrics.json``."""
+    keys = ("train_seconds", "train_images_per_second", "predict_images_per_second",
+            "epochs_run")
+    return {k: result.timing[k] for k in keys if k in result.timing}
 
 
 def check_output_dir(output_dir, data_dir):
