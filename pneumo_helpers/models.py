@@ -159,8 +159,8 @@ def robust_cnn(
     convs_per_block: int = 1,
     stem_stride: int = 2,
     augment: str = "strong",
-    mask_border: float = 0.1,
-    equalize: bool = True,
+    mask_border: float = 0.0,
+    equalize: bool = False,
     standardize: bool = True,
     batch_norm: bool = True,
     global_pool: bool = True,
@@ -172,7 +172,8 @@ def robust_cnn(
 ) -> keras.Model:
     """A small VGG-style CNN; each option is one step of notebook 04's table.
 
-    ``equalize`` equalises each image's histogram (in training and in
+    Two options are off by default because they made things worse in full
+    runs (see the final notebook's notes): ``equalize`` equalises each image's histogram (in training and in
     use), which evens out exposure and contrast between sources; blocks of
     ``convs_per_block`` 3x3 convolutions (batch norm, ReLU) and max
     pooling, then global average pooling (or flatten), dropout and the head.

@@ -76,7 +76,7 @@ def test_histogram_equalization_evens_out_exposure():
 
 
 def test_robust_cnn_really_contains_its_preprocessing():
-    m = models.robust_cnn(32, filters=(4, 8))
+    m = models.robust_cnn(32, filters=(4, 8), equalize=True, mask_border=0.1)
     kinds = [type(layer).__name__ for layer in m.layers]
     assert kinds[1:6] == ["HistogramEqualization", "CentreOnly", "Sequential", "CentreOnly",
                           "PerImageStandardization"]
