@@ -1,5 +1,6 @@
-"""Reframing: zoom, shift and rotate X-rays, at random (training) or on purpose
-(the stress test). One affine resampling per image, black where uncovered.
+"""Reframing: zoom, shift and rotate X-rays, at random (training), on purpose
+(the stress test) or for test-time augmentation. One affine resampling per
+image, black where uncovered.
 
 Training images of the two classes differ in framing (NORMAL ones share one
 framing, PNEUMONIA ones vary), so a CNN can learn the frame instead of the
@@ -101,26 +102,12 @@ def gaussian_blur(images, sigma: float):
     return ops.depthwise_conv(out, ops.reshape(k, (1, -1, 1, 1)), padding="valid")
 
 
-def view(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0,
-         blur: float = 0.0, contrast: float = 1.0, gamma: float = 1.0):
-    """One deterministic view of a batch: reframed, blurred (sigma in pixels),
-    contrast scaled about each image's mean, and gamma-corrected; in [0, 1]."""
-    x = ops.convert_to_tensor(images, dtype="float32")
-    if (zoom, shift_x, shift_y) != (1.0, 0.0, 0.0):
-        x = reframe(x, zoom, shift_x, shift_y)
-    x = gaussian_blur(x, blur)
-    if contrast != 1.0:
-        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        x = mean + contrast * (x - mean)
-    if gamma != 1.0:
-        x = ops.power(ops.clip(x, 1e-6, 1.0), gamma)
-    return ops.clip(x, 0.0, 1.0)
+# (zoom, shift_x, shift_y) of each test-time view
+TTA_FRAMES = ((0.9, 0.0, 0.0), (1.1, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
 
 
-TTA_VIEWS = ((0.9, 0.0, 0.0), (1.1, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
-
-
-def tta_views(views=TTA_VIEWS):
-    """Test-time augmentation: callables that reframe an image batch
-    (zoom, shift_x, shift_y); their predictions are averaged with the plain one."""
-    return [lambda x, v=v: reframe(x, *v) for v in views]
+def tta_transforms(frames=TTA_FRAMES):
+    """Test-time augmentation: callables that reframe an image batch by each of
+    ``frames`` (zoom, shift_x, shift_y); their predictions are averaged with
+    the plain one (``training.predict(..., tta=...)``)."""
+    return [lambda x, f=f: reframe(x, *f) for f in frames]

@@ -19,17 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-SPLITS = ("train", "val", "test")
-CLASSES = ("NORMAL", "PNEUMONIA")
-TYPES = ("normal", "bacteria", "virus")
+from .info import CLASS_FOLDERS, DATA_HELP, EXPECTED_LAYOUT, SPLITS
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
-
-EXPECTED_LAYOUT = "<data_dir>/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
-DATA_HELP = (
-    "download the Kaggle dataset 'chest-xray-pneumonia' and unzip it so that "
-    f"the layout is {EXPECTED_LAYOUT}"
-)
 
 _NORMAL_PATIENT = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
 _PNEUMONIA_NAME = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
@@ -116,7 +109,7 @@ def load_image_table(
         raise DataError(f"data folder is not a folder: {root} (expected {EXPECTED_LAYOUT})")
     rows = []
     for split in splits:
-        for label, class_name in enumerate(CLASSES):
+        for label, class_name in enumerate(CLASS_FOLDERS):
             folder = root / split / class_name
             if not folder.is_dir():
                 raise DataError(

@@ -22,7 +22,16 @@ def last_conv_layer(model: keras.Model) -> str:
 
 def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -> np.ndarray:
     """Heat maps in [0, 1], one per image, at the input's resolution
-    (gradient of the pneumonia score with respect to ``layer``'s activations)."""
+    (gradient of the pneumonia score with respect to ``layer``'s activations).
+    For a mean of several models (``models.average_model``), the mean of their
+    maps, scaled to its peak again."""
+    from .models import member_models
+
+    members = member_models(model)
+    if len(members) > 1:
+        cam = np.mean([grad_cam(m, images, layer) for m in members], axis=0)
+        peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
+        return cam / np.maximum(peak, 1e-8)
     layer = layer or last_conv_layer(model)
     x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
@@ -58,17 +67,24 @@ def _forward(model: keras.Model, x, layer: str):
 
 
 def plot_grad_cam(images, heatmaps, titles, ncols: int = 4) -> plt.Figure:
-    """X-rays with their Grad-CAM heat maps overlaid."""
+    """X-rays with their Grad-CAM heat maps overlaid, a title above each
+    (two short lines at most) and one colour bar for all: 0 is a region
+    that did not raise the pneumonia score, 1 the region that raised it most
+    (each map is scaled to its own peak)."""
     n = len(images)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols + 0.8, 3.3 * nrows),
+                             squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
+    shown = None
     for ax, img, cam, title in zip(axes.ravel(), images, heatmaps, titles):
         ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
-        ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+        shown = ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
+        bar.set_label("Grad-CAM: share of the pneumonia score (per image, 0-1)")
     return fig
 
 

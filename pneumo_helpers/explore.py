@@ -24,14 +24,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .data import CLASSES, SPLITS, TYPES
+from .info import CLASS_FOLDERS, SPLITS, TYPES
 
 #: One colour per class and per pneumonia type, shared by every figure.
 PALETTE = {"NORMAL": "tab:blue", "PNEUMONIA": "tab:red",
            "normal": "tab:blue", "bacteria": "tab:orange", "virus": "tab:red",
            "unknown": "tab:gray"}
-TYPE_LABELS = {"normal": "NORMAL", "bacteria": "PNEUMONIA\nbacteria",
-               "virus": "PNEUMONIA\nvirus", "unknown": "PNEUMONIA\nunknown"}
+#: Row titles of the sample grid: the folder, and the type for pneumonia.
+GRID_TITLES = {"normal": "NORMAL", **{t: f"PNEUMONIA\n{t}" for t in (*TYPES[1:], "unknown")}}
 
 
 # ---------------------------------------------------------------- helpers
@@ -46,7 +46,7 @@ def _categorical(values: pd.Series, order: tuple[str, ...]) -> pd.Categorical:
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     """Split, class and type as categoricals in reading order (train, val, test...)."""
     return table.assign(split=_categorical(table["split"], SPLITS),
-                        class_name=_categorical(table["class_name"], CLASSES),
+                        class_name=_categorical(table["class_name"], CLASS_FOLDERS),
                         type=_categorical(table["type"], (*TYPES, "unknown")))
 
 
@@ -58,7 +58,7 @@ def _flat(images: np.ndarray) -> np.ndarray:
 
 def _class_names(labels: np.ndarray) -> pd.Categorical:
     """0 / 1 labels as NORMAL / PNEUMONIA."""
-    return pd.Categorical.from_codes(np.asarray(labels).astype(int), categories=CLASSES)
+    return pd.Categorical.from_codes(np.asarray(labels).astype(int), categories=CLASS_FOLDERS)
 
 
 def _new_figure(width: float, height: float, **kwargs) -> Figure:
@@ -122,7 +122,7 @@ def plot_sample_grid(table: pd.DataFrame, n_per_class: int = 6, seed: int = 0) -
             ax.imshow(_thumbnail(path), cmap="gray", vmin=0, vmax=255)
             ax.set_title(Path(path).name, fontsize=7)
             ax.set(xticks=[], yticks=[])
-        row[0].set_ylabel(TYPE_LABELS.get(kind, kind), fontsize=11)
+        row[0].set_ylabel(GRID_TITLES.get(kind, kind), fontsize=11)
     fig.suptitle("Sample chest X-rays per class", fontsize=13)
     return fig
 
@@ -205,7 +205,7 @@ def class_mean_images(images: np.ndarray, labels: np.ndarray) -> dict[str, np.nd
     names = np.asarray(_class_names(labels))
     rows = flat.reshape(len(flat), -1)
     return {name: ((names == name).astype(rows.dtype) @ rows / (names == name).sum() * 255)
-            .reshape(flat.shape[1:]) for name in CLASSES if (names == name).any()}
+            .reshape(flat.shape[1:]) for name in CLASS_FOLDERS if (names == name).any()}
 
 
 def border_intensity(images: np.ndarray, labels: np.ndarray, width: int = 20) -> pd.DataFrame:
@@ -232,10 +232,10 @@ def plot_framing(images: np.ndarray, labels: np.ndarray, width: int = 20) -> Fig
     left-border intensity.
     """
     means = class_mean_images(images, labels)
-    if set(means) != set(CLASSES):
+    if set(means) != set(CLASS_FOLDERS):
         raise ValueError(f"plot_framing needs images of both classes, got {sorted(means)}")
     fig = _new_figure(13, 8.5)
-    axes = fig.subplot_mosaic([[*CLASSES, "difference"], ["columns", "rows", "border"]])
+    axes = fig.subplot_mosaic([[*CLASS_FOLDERS, "difference"], ["columns", "rows", "border"]])
     for name, mean in means.items():
         axes[name].imshow(mean, cmap="gray", vmin=0, vmax=255)
         axes[name].set(title=f"Mean {name} image", xticks=[], yticks=[])

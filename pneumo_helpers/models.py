@@ -1,10 +1,11 @@
 """Model builders: a baseline, the original project's CNN, and robust CNNs.
 
 Every builder returns an uncompiled ``keras.Model`` taking
-``(image_size, image_size, 1)`` images in [0, 1] and giving a pneumonia
-probability (sigmoid) or, with ``n_classes=3``, softmax probabilities over
-normal / bacteria / virus. Augmentation lives inside the model as Keras
-preprocessing layers, active only in training.
+``(image_size, image_size, 1)`` images in [0, 1] and ending in the task's head
+(``tasks``): a pneumonia probability (sigmoid) for ``task="binary"``, softmax
+probabilities over normal / bacteria / virus for ``task="ternary"``.
+Augmentation lives inside the model as Keras preprocessing layers, active
+only in training.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import keras
 from keras import layers, ops
 
 from .augment import RandomReframe
+from .tasks import get_task
 
 
 @keras.saving.register_keras_serializable(package="pneumo")
@@ -28,21 +30,31 @@ class PerImageStandardization(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="pneumo")
 class HistogramEqualization(layers.Layer):
-    """Map each image's intensities through its own cumulative histogram, so
-    every image uses the whole [0, 1] range evenly whatever its exposure and
-    contrast (black stays black). Expects images in [0, 1]."""
+    """Map each image's intensities through its own cumulative histogram
+    (``bins`` bins), so every image uses the whole [0, 1] range evenly
+    whatever its exposure, contrast or processing curve: any increasing
+    change of intensities gives the same output (black stays black).
+    Expects images in [0, 1]."""
+
+    def __init__(self, bins: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = bins
 
     def call(self, x):
         import tensorflow as tf
 
         shape = tf.shape(x)
         flat = tf.reshape(x, (shape[0], -1))
-        n = tf.cast(tf.shape(flat)[1], x.dtype)
-        ordered = tf.sort(flat, axis=1)
-        cdf = tf.cast(tf.searchsorted(ordered, flat, side="right"), x.dtype) / n
-        cdf_min = tf.cast(tf.searchsorted(ordered, ordered[:, :1], side="right"), x.dtype) / n
-        out = (cdf - cdf_min) / tf.maximum(1.0 - cdf_min, 1e-6)
+        idx = tf.clip_by_value(tf.cast(flat * (self.bins - 1) + 0.5, tf.int32), 0, self.bins - 1)
+        counts = tf.cast(tf.math.bincount(idx, minlength=self.bins, maxlength=self.bins,
+                                          axis=-1), x.dtype)
+        cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
+        low = cdf[:, :1]  # the share of the darkest bin maps to 0
+        out = (tf.gather(cdf, idx, batch_dims=1) - low) / tf.maximum(1.0 - low, 1e-6)
         return tf.reshape(tf.clip_by_value(out, 0.0, 1.0), shape)
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
 
 
 def _band(h: int, w: int, border: float):
@@ -112,13 +124,7 @@ def augmentation(strength: str = "strong", seed: int = 42) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def _head(x, n_classes: int):
-    if n_classes == 1:
-        return layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
-    return layers.Dense(n_classes, activation="softmax", name="classes")(x)
-
-
-def baseline(image_size: int = 128, pixels: int = 32, n_classes: int = 1,
+def baseline(image_size: int = 128, pixels: int = 32, task="binary",
              border_only: float | None = None) -> keras.Model:
     """Logistic regression on downsized pixels: what any CNN must beat.
 
@@ -129,7 +135,7 @@ def baseline(image_size: int = 128, pixels: int = 32, n_classes: int = 1,
     x = layers.Resizing(pixels, pixels)(x)
     x = layers.Flatten()(x)
     name = "border_only_logreg" if border_only else "baseline_logreg"
-    return keras.Model(inputs, _head(x, n_classes), name=name)
+    return keras.Model(inputs, get_task(task).head(x), name=name)
 
 
 def original_cnn(image_size: int = 224) -> keras.Model:
@@ -166,7 +172,7 @@ def robust_cnn(
     global_pool: bool = True,
     dropout: float = 0.3,
     l2: float = 1e-4,
-    n_classes: int = 1,
+    task="binary",
     seed: int = 42,
     name: str = "robust_cnn",
 ) -> keras.Model:
@@ -200,7 +206,26 @@ def robust_cnn(
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x) if global_pool else layers.Flatten()(x)
     x = layers.Dropout(dropout, seed=seed)(x)
-    return keras.Model(inputs, _head(x, n_classes), name=name)
+    return keras.Model(inputs, get_task(task).head(x), name=name)
+
+
+def average_model(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One Keras model whose output is the mean of ``members``' outputs (a
+    single ``.keras`` file holds them all)."""
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(members[0].input_shape[1:])
+    outputs = keras.layers.Average(name="mean_of_members")([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def member_models(model: keras.Model) -> list[keras.Model]:
+    """The members of an :func:`average_model` (or the model itself)."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)
+              and layer.name != "augmentation"]
+    if "mean_of_members" in [layer.name for layer in model.layers] and nested:
+        return nested
+    return [model]
 
 
 def load_model(path) -> keras.Model:

@@ -33,13 +33,11 @@ def make_dataset(
     seed: int = 42,
     label_column: str | None = "label",
     cache: bool = True,
-    augment=None,
 ) -> tf.data.Dataset:
-    """Decode, resize, scale, cache, (shuffle), (augment), batch and prefetch.
+    """Decode, resize, scale, cache, (shuffle), batch and prefetch.
 
     ``label_column`` names the table column used as target (``None`` for
-    images alone). ``augment`` is an optional callable applied to batches of
-    training images after the cache, so every epoch sees new variants.
+    images alone). Augmentation lives in the models (training only).
     """
     if len(table) == 0:
         raise ValueError("make_dataset got an empty table")
@@ -55,13 +53,7 @@ def make_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(table), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if augment is not None:
-        if label_column is None:
-            ds = ds.map(lambda x: augment(x, training=True), num_parallel_calls=AUTOTUNE)
-        else:
-            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def load_arrays(table: pd.DataFrame, image_size: int = 128,

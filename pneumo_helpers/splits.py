@@ -1,19 +1,24 @@
-"""Patient-level splits: every image of a patient lands on the same side."""
+"""Patient-level splits, and the split image table with its tf.data pipelines.
+
+Every image of a patient lands on the same side. Subsets: ``train`` and
+``validation`` (Kaggle's ``train`` folder, divided by patient), ``sanity``
+(Kaggle's 16-image ``val`` folder) and ``test``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-SUBSETS = ("train", "validation", "sanity", "test")
+from .data import load_image_table
+from .info import SUBSET_OF_SPLIT
+from .tasks import Task, get_task
 
 
-def patient_split(
-    table: pd.DataFrame,
-    val_fraction: float = 0.15,
-    seed: int = 42,
-    stratify: str = "label",
-) -> pd.DataFrame:
+def patient_split(table: pd.DataFrame, val_fraction: float = 0.15, seed: int = 42,
+                  stratify: str = "label") -> pd.DataFrame:
     """Carve a validation subset out of the ``train`` split, by patient.
 
     Returns a copy of ``table`` with a ``subset`` column:
@@ -28,7 +33,7 @@ def patient_split(
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     out = table.copy()
-    out["subset"] = out["split"].map({"train": "train", "val": "sanity", "test": "test"})
+    out["subset"] = out["split"].map(SUBSET_OF_SPLIT)
     train = out[out["split"] == "train"]
     rng = np.random.default_rng(seed)
     for _, group in train.groupby(stratify, sort=True):
@@ -54,3 +59,61 @@ def balanced_subset(table: pd.DataFrame, max_images: int, seed: int = 42,
     share = max_images // len(groups)
     parts = [g.sample(n=min(share, len(g)), random_state=seed) for _, g in groups]
     return pd.concat(parts).sort_index()
+
+
+@dataclass
+class SplitData:
+    """The image table split into subsets, for one task, and its cached
+    tf.data pipelines (one per subset, built on first use)."""
+
+    table: pd.DataFrame
+    task: Task
+    image_size: int
+    batch_size: int
+    seed: int
+    pipelines: dict = field(default_factory=dict, repr=False)
+
+    def subset(self, name: str) -> pd.DataFrame:
+        return self.table[self.table["subset"] == name]
+
+    def dataset(self, name: str):
+        """``(image, label)`` batches of subset ``name``; ``train`` is shuffled
+        each epoch, the others keep table order."""
+        from .pipeline import make_dataset
+
+        if name not in self.pipelines:
+            self.pipelines[name] = make_dataset(
+                self.subset(name), self.image_size, self.batch_size, shuffle=name == "train",
+                seed=self.seed, label_column=self.task.label_column)
+        return self.pipelines[name]
+
+    def labels(self, name: str) -> np.ndarray:
+        return self.subset(name)[self.task.label_column].to_numpy()
+
+    def patients(self, name: str) -> np.ndarray:
+        return self.subset(name)["patient"].to_numpy()
+
+    def counts(self) -> dict:
+        """Images per subset and class of the task."""
+        return self.task.counts(self.table)
+
+
+def prepare_data(data_dir, task: str | Task = "binary", image_size: int = 128,
+                 batch_size: int = 32, seed: int = 42, max_train_images: int = 0,
+                 val_fraction: float = 0.15, progress: bool = False) -> SplitData:
+    """Load and check every image, split ``train`` by patient (stratified by
+    the binary label, so that patients with bacterial and viral images stay
+    whole), add the task's label column, and optionally keep a class-balanced
+    sample of at most ``max_train_images`` training images (and proportionally
+    fewer validation and test images) for quick runs."""
+    task = get_task(task)
+    table = patient_split(load_image_table(data_dir, progress=progress), val_fraction, seed)
+    if max_train_images:
+        n_train = max(1, int((table["subset"] == "train").sum()))
+        parts = []
+        for name, part in table.groupby("subset", sort=False):
+            share = max_train_images if name == "train" else max(
+                20, int(max_train_images * len(part) / n_train))
+            parts.append(part if name == "sanity" else balanced_subset(part, share, seed))
+        table = pd.concat(parts).sort_index()
+    return SplitData(task.prepare_table(table), task, image_size, batch_size, seed)

@@ -1,13 +1,18 @@
-"""Compile, fit with the usual Keras callbacks, and time the work."""
+"""Compile, fit with the usual Keras callbacks, choose the operating points on
+validation, and time the work. One path for both tasks (see ``tasks``)."""
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
+
+from .tasks import Task
 
 
 def set_seed(seed: int) -> None:
@@ -17,25 +22,11 @@ def set_seed(seed: int) -> None:
 
 
 def class_weights(labels) -> dict[int, float]:
-    """'balanced' weights: each class counts as much as the other in the loss."""
+    """'balanced' weights: each class counts as much as the others in the loss."""
     labels = np.asarray(labels)
     classes = np.unique(labels)
     weights = compute_class_weight("balanced", classes=classes, y=labels)
     return {int(c): float(w) for c, w in zip(classes, weights)}
-
-
-def compile_model(model: keras.Model, learning_rate=1e-3, optimizer: str = "adam",
-                  n_classes: int = 1) -> keras.Model:
-    opt = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[optimizer]
-    if n_classes == 1:
-        loss = "binary_crossentropy"
-        metrics = [keras.metrics.AUC(name="auc"), keras.metrics.Recall(name="recall"),
-                   "accuracy"]
-    else:
-        loss = "sparse_categorical_crossentropy"
-        metrics = ["accuracy"]
-    model.compile(optimizer=opt(learning_rate=learning_rate), loss=loss, metrics=metrics)
-    return model
 
 
 def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
@@ -48,9 +39,52 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
         warmup_target=learning_rate if warm else None, warmup_steps=warm)
 
 
+def compile_model(model: keras.Model, task: Task, learning_rate=1e-3,
+                  optimizer: str = "adam") -> keras.Model:
+    """Compile with the task's loss and metrics. ``learning_rate`` may be a schedule."""
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
+    model.compile(optimizer=optimizers[optimizer](learning_rate=learning_rate),
+                  loss=task.loss(), metrics=task.compile_metrics())
+    return model
+
+
+def predict(model: keras.Model, ds, tta=None) -> tuple[np.ndarray, float]:
+    """Probabilities for every image of ``ds`` (batches of images or of
+    ``(image, label)``), and images per second. ``tta``: callables on image
+    batches whose predictions are averaged with the plain one."""
+    transforms = [None] + list(tta or [])
+    start = time.perf_counter()
+    outs = []
+    for transform in transforms:
+        mapped = ds.map(lambda x, *rest: x if transform is None else transform(x))
+        outs.append(model.predict(mapped, verbose=0))
+    seconds = time.perf_counter() - start
+    probs = np.mean(outs, axis=0)
+    if probs.shape[-1] == 1:
+        probs = probs[:, 0]
+    return probs, round(len(probs) / seconds, 2)
+
+
+@dataclass
+class TrainedModel:
+    """A fitted model with what validation chose for it: the best epoch
+    (restored), the operating points, and its validation scores and metrics."""
+
+    name: str
+    model: keras.Model
+    history: dict
+    timing: dict
+    thresholds: dict
+    val_scores: np.ndarray
+    validation: dict
+    extra: dict = field(default_factory=dict)
+
+
 def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_weight=None,
-        monitor: str = "val_auc", patience: int = 5, checkpoint: str | None = None,
-        verbose: int | str = "auto", callbacks=()) -> tuple[keras.callbacks.History, dict]:
+        monitor: str = "val_auc", patience: int = 5,
+        verbose: int | str = "auto") -> tuple[keras.callbacks.History, dict]:
     """Fit with early stopping that restores the best epoch (on validation).
 
     ``n_train`` is the number of training images (for the throughput figure).
@@ -58,15 +92,11 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
     ``train_images_per_second``, ``epochs_run``).
     """
     mode = "min" if "loss" in monitor else "max"
-    cbs = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                         restore_best_weights=True)]
-    if checkpoint:
-        cbs.append(keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, mode=mode,
-                                                   save_best_only=True))
-    cbs.extend(callbacks)
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                         restore_best_weights=True)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                        class_weight=class_weight, callbacks=cbs, verbose=verbose)
+                        class_weight=class_weight, callbacks=[stop], verbose=verbose)
     seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
     timing = {"train_seconds": round(seconds, 2), "epochs_run": epochs_run,
@@ -74,18 +104,37 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
     return history, timing
 
 
-def predict(model: keras.Model, ds, tta=None) -> tuple[np.ndarray, float]:
-    """Probabilities for every image in ``ds`` (images or (image, label) batches),
-    and images per second. ``tta``: optional list of callables on image
-    batches whose predictions are averaged with the plain one."""
-    views = [None] + list(tta or [])
-    start = time.perf_counter()
-    outs = []
-    for view in views:
-        mapped = ds.map(lambda x, *rest: x if view is None else view(x))
-        outs.append(model.predict(mapped, verbose=0))
-    seconds = time.perf_counter() - start
-    probs = np.mean(outs, axis=0)
-    if probs.shape[-1] == 1:
-        probs = probs[:, 0]
-    return probs, round(len(probs) / seconds, 2)
+def train(name: str, model: keras.Model, data, epochs: int = 20, learning_rate: float = 1e-3,
+          optimizer: str = "adam", balance: bool = True, target_recall: float = 0.98,
+          patience: int = 5, monitor: str | None = None, verbose="auto", tta=None,
+          lr_schedule: bool = False) -> TrainedModel:
+    """Fit ``model`` on ``data``'s ``train`` subset for ``data.task``, stop
+    early on ``monitor`` (default: the task's) restoring the best epoch, then
+    choose the operating points on ``validation`` (with test-time
+    augmentation ``tta`` when given) and compute the validation metrics.
+
+    ``balance``: 'balanced' class weights; ``lr_schedule``: one warm-up epoch
+    then cosine decay from ``learning_rate``."""
+    task = data.task
+    y_train = data.labels("train")
+    lr = learning_rate
+    if lr_schedule:
+        lr = cosine_schedule(learning_rate, epochs, math.ceil(len(y_train) / data.batch_size))
+    compile_model(model, task, lr, optimizer)
+    history, timing = fit(model, data.dataset("train"), data.dataset("validation"), epochs,
+                          n_train=len(y_train),
+                          class_weight=class_weights(y_train) if balance else None,
+                          monitor=monitor or task.monitor, patience=patience, verbose=verbose)
+    return choose_on_validation(name, model, data, target_recall, tta, history.history, timing)
+
+
+def choose_on_validation(name: str, model: keras.Model, data, target_recall: float = 0.98,
+                         tta=None, history: dict | None = None,
+                         timing: dict | None = None) -> TrainedModel:
+    """Score ``validation``, choose the task's operating points there, and
+    compute the validation metrics at them."""
+    scores, _ = predict(model, data.dataset("validation"), tta)
+    labels = data.labels("validation")
+    thresholds = data.task.thresholds(labels, scores, target_recall)
+    return TrainedModel(name, model, history or {}, timing or {}, thresholds, scores,
+                        data.task.metrics(labels, scores, thresholds))

@@ -12,12 +12,13 @@ ImageNet weights come from Keras itself (``weights="imagenet"``): Keras
 downloads each weight file once into ``$KERAS_HOME/models/`` (``KERAS_HOME``
 defaults to ``~/.keras``) and loads it from there afterwards. Offline, copy
 the file there beforehand; when it is missing and cannot be downloaded,
-:class:`MissingWeightsError` says in one line which file and where.
+:class:`MissingWeightsError` says in one line which file and where. Keras
+reads ``KERAS_HOME`` once, when it is imported: set it before starting
+Python, Jupyter or papermill.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import re
@@ -27,8 +28,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from . import workflow
-from .models import _head, augmentation
+from .models import augmentation
+from .tasks import get_task
+from .training import TrainedModel, train
 
 # Input scaling of each ``keras.applications`` family, for images in [0, 1]:
 # (scale, offset) per channel, so that ``x * scale + offset`` equals the
@@ -78,13 +80,11 @@ def preprocessing_layer(backbone: str, mode: str | None = None) -> layers.Rescal
 
 
 def keras_home() -> Path:
-    """The folder Keras keeps downloads in: ``$KERAS_HOME`` (read now, see
-    :func:`_keras_home_from_env`), else ``~/.keras``; like Keras, ``/tmp/.keras``
-    when that folder is not writable."""
-    from keras.src.backend import config
-
-    home = os.path.expanduser(os.environ.get("KERAS_HOME") or config.keras_home())
-    if not os.access(home, os.W_OK):
+    """The folder Keras keeps downloads in, found the way Keras finds it:
+    ``$KERAS_HOME``, else ``~/.keras``; ``/tmp/.keras`` when that folder is
+    not writable."""
+    home = os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"))
+    if os.path.isdir(home) and not os.access(home, os.W_OK):
         home = os.path.join("/tmp", ".keras")
     return Path(home)
 
@@ -92,25 +92,6 @@ def keras_home() -> Path:
 def weights_folder() -> Path:
     """Where Keras looks for (and downloads) ``weights="imagenet"`` files."""
     return keras_home() / "models"
-
-
-@contextlib.contextmanager
-def _keras_home_from_env():
-    """Keras reads ``KERAS_HOME`` once, when it is imported. Within this block
-    it follows the variable's current value, so that setting ``KERAS_HOME``
-    after ``import keras`` (in a notebook, in a test) still takes effect."""
-    from keras.src.backend import config
-
-    wanted = os.environ.get("KERAS_HOME")
-    saved = getattr(config, "_KERAS_DIR", None)
-    if not wanted or saved is None or wanted == saved:
-        yield
-        return
-    config._KERAS_DIR = wanted
-    try:
-        yield
-    finally:
-        config._KERAS_DIR = saved
 
 
 def _download_failure(err: Exception) -> str | None:
@@ -137,22 +118,26 @@ def load_backbone(backbone: str = "MobileNet", image_size: int = 224, weights="i
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     if "name" in accepted:
         kwargs.setdefault("name", "backbone")
+    shape = (image_size, image_size, 3)
     try:
-        with _keras_home_from_env():
-            return builder(include_top=False, weights=weights,
-                           input_shape=(image_size, image_size, 3), **kwargs)
+        return builder(include_top=False, weights=weights, input_shape=shape, **kwargs)
     except Exception as err:
         url = _download_failure(err) if weights == "imagenet" else None
         if url is None:
             raise
         fname = url.rsplit("/", 1)[-1]
+        # Keras looked in the KERAS_HOME it read at import; the variable may
+        # have been set since (in a notebook, in a test): look there too
+        local = weights_folder() / fname
+        if local.is_file():
+            return builder(include_top=False, weights=str(local), input_shape=shape, **kwargs)
         raise MissingWeightsError(
             f"ImageNet weights for {backbone} not found: put {fname} in {weights_folder()} "
             f"(that is $KERAS_HOME/models; Keras could not download it from {url})") from None
 
 
 def transfer_model(backbone: str = "MobileNet", image_size: int = 224, alpha: float = 0.25,
-                   augment: str = "strong", seed: int = 42, n_classes: int = 1,
+                   augment: str = "strong", seed: int = 42, task="binary",
                    weights="imagenet", dropout: float = 0.3, preprocessing: str | None = None,
                    name: str | None = None) -> keras.Model:
     """A pretrained ``keras.applications`` backbone under a new head, backbone frozen.
@@ -172,7 +157,8 @@ def transfer_model(backbone: str = "MobileNet", image_size: int = 224, alpha: fl
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, seed=seed)(x)
-    return keras.Model(inputs, _head(x, n_classes), name=name or f"transfer_{backbone.lower()}")
+    return keras.Model(inputs, get_task(task).head(x),
+                       name=name or f"transfer_{backbone.lower()}")
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
@@ -187,7 +173,7 @@ def backbone_of(model: keras.Model) -> keras.Model:
 def unfreeze_top(model: keras.Model, n_layers: int) -> keras.Model:
     """Make the last ``n_layers`` layers of the backbone trainable, except its
     batch-normalisation layers (as in keras.io's fine-tuning guide). Compile
-    the model again afterwards (``train_binary`` does). For MobileNet, each
+    the model again afterwards (``training.train`` does). For MobileNet, each
     depthwise-separable block is 6 layers: ``n_layers=12`` is the top two."""
     base = backbone_of(model)
     base.trainable = True
@@ -212,35 +198,36 @@ def _set_weights(model, saved):
         v.assign(saved[v.path])
 
 
-def train_transfer(name: str, model: keras.Model, data: workflow.Data, epochs_frozen: int = 5,
+def train_transfer(name: str, model: keras.Model, data, epochs_frozen: int = 5,
                    epochs_finetune: int = 5, unfreeze_layers: int = 12,
                    lr_frozen: float = 1e-3, lr_finetune: float = 1e-4,
-                   train_fn=None, select_key: str = "roc_auc", **kwargs) -> workflow.Result:
-    """Two phases, each a ``train_fn`` run (default ``workflow.train_binary``,
-    which compiles, fits with early stopping and picks the threshold on
-    validation): the new head on the frozen backbone at ``lr_frozen``, then,
-    after :func:`unfreeze_top`, the top ``unfreeze_layers`` backbone layers with
-    the head at ``lr_finetune``. ``epochs_finetune=0`` skips phase two.
+                   **kwargs) -> TrainedModel:
+    """Two phases, each a :func:`training.train` run (compile, fit with early
+    stopping, operating points on validation): the new head on the frozen
+    backbone at ``lr_frozen``, then, after :func:`unfreeze_top`, the top
+    ``unfreeze_layers`` backbone layers with the head at ``lr_finetune``.
+    ``epochs_finetune=0`` skips phase two.
 
-    Selected on validation: if fine-tuning does not raise ``validation[select_key]``,
-    the frozen-phase weights are restored and kept. The history holds both
-    phases one after the other (``history["phase"]``: 1 or 2 per epoch), and
-    the timing covers both (``train_seconds``, ``epochs_run``), with the share
-    of each phase.
-    Other keyword arguments (``target_recall``, ``patience``, ``verbose``,
-    ``tta``, ``monitor`` ...) go to ``train_fn``.
+    Selected on validation: if fine-tuning does not raise the validation ROC
+    AUC (pneumonia vs normal), the frozen-phase weights are restored and kept.
+    The history holds both phases one after the other (``history["phase"]``:
+    1 or 2 per epoch), and the timing covers both (``train_seconds``,
+    ``epochs_run``), with the share of each phase. Other keyword arguments
+    (``target_recall``, ``patience``, ``verbose``, ``tta`` ...) go to ``train``.
     """
-    train_fn = train_fn or workflow.train_binary
+    def auc(r):
+        return r.validation["binary"]["roc_auc"]
+
     n_train = len(data.labels("train"))
-    first = train_fn(name, model, data, epochs=epochs_frozen, learning_rate=lr_frozen, **kwargs)
+    first = train(name, model, data, epochs=epochs_frozen, learning_rate=lr_frozen, **kwargs)
     phases = [first]
     best, saved = first, _weights(model)
     if epochs_finetune > 0:
         unfreeze_top(model, unfreeze_layers)
-        second = train_fn(name, model, data, epochs=epochs_finetune, learning_rate=lr_finetune,
-                          **kwargs)
+        second = train(name, model, data, epochs=epochs_finetune, learning_rate=lr_finetune,
+                       **kwargs)
         phases.append(second)
-        if second.validation[select_key] >= first.validation[select_key]:
+        if auc(second) >= auc(first):
             best = second
         else:
             _set_weights(model, saved)
@@ -260,5 +247,5 @@ def train_transfer(name: str, model: keras.Model, data: workflow.Data, epochs_fr
               "finetune_seconds": phases[1].timing["train_seconds"] if len(phases) > 1 else 0.0,
               "finetune_epochs": phases[1].timing["epochs_run"] if len(phases) > 1 else 0,
               "selected_phase": 2 if best is not first else 1}
-    return workflow.Result(name, model, history, timing, best.validation,
-                           val_scores=best.val_scores)
+    return TrainedModel(name, model, history, timing, best.thresholds, best.val_scores,
+                        best.validation)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from pneumo_helpers.augment import RandomReframe, reframe
-from pneumo_helpers.stress import stress_test
+from pneumo_helpers.stress import stress_table
 
 
 def half_image(n=2, size=20):
@@ -37,26 +37,37 @@ def test_random_reframe_only_in_training():
 
 def test_stress_test_catches_a_framing_shortcut():
     # a "model" that scores by left-border brightness: perfect on original
-    # framing, fooled once the image is shifted
+    # framing, fooled once the image is shifted or zoomed out
+    import keras
+    import tensorflow as tf
+
+    from pneumo_helpers.tasks import BINARY
+
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(20), np.ones(20)].astype(int)
     x = rng.random((40, 20, 20, 1)).astype("float32") * 0.5
     x[y == 1, :, :2] += 0.5
-    border = lambda batch: batch[:, :, :2].mean(axis=(1, 2, 3))  # noqa: E731
-    table = stress_test(border, x, y, threshold=0.4)
-    assert table.loc["original", "roc_auc"] == 1.0
-    assert table.loc["shift_right", "roc_auc"] < 0.8
-    assert table.loc["zoom_out_0.65", "roc_auc"] < 0.8
+    inputs = keras.Input((20, 20, 1))
+    border = keras.layers.Lambda(lambda b: keras.ops.mean(b[:, :, :2], axis=(1, 2)))(inputs)
+    model = keras.Model(inputs, border)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    table = stress_table(model, ds, y, BINARY, {"pneumonia": 0.4})
+    assert table.loc["original", "auc"] == 1.0
+    assert table.loc["shift_right", "auc"] < 0.8
+    assert table.loc["zoom_out_0.65", "auc"] < 0.8
+    assert set(table.columns) == {"auc", "recall", "specificity", "mean_score_normal",
+                                  "mean_score_pneumonia"}
 
 
-def test_view_intensity_changes():
-    from pneumo_helpers.augment import gaussian_blur, view
+def test_transform_intensity_changes():
+    from pneumo_helpers.augment import gaussian_blur
+    from pneumo_helpers.stress import transform
     x = half_image(1, 20)
-    np.testing.assert_allclose(np.asarray(view(x)), x, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(transform(x)), x, atol=1e-6)
     blurred = np.asarray(gaussian_blur(x, 1.0))
     assert 0 < blurred[0, 5, 9, 0] < 1 and blurred[0, 5, 2, 0] > 0.99  # only the edge softens
     np.testing.assert_allclose(blurred.mean(), x.mean(), atol=0.02)
-    low = np.asarray(view(x, contrast=0.5))
+    low = np.asarray(transform(x, contrast=0.5))
     assert np.isclose(low.max() - low.min(), 0.5, atol=1e-5)
     g = np.full((1, 4, 4, 1), 0.25, "float32")
-    np.testing.assert_allclose(np.asarray(view(g, gamma=0.5)), 0.5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(transform(g, gamma=0.5)), 0.5, atol=1e-5)

@@ -11,7 +11,8 @@ def test_grad_cam_shapes_and_range():
     cam = grad_cam(m, x)
     assert cam.shape == (3, 32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
     fig = plot_grad_cam(x, cam, ["a", "b", "c"], ncols=2)
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 5  # 2 x 2 panels and one colour bar
+    assert "Grad-CAM" in fig.axes[-1].get_ylabel()
 
 
 def test_pick_examples_covers_each_outcome():
@@ -30,3 +31,10 @@ def test_grad_cam_on_the_final_architecture():
     m.predict(x, verbose=0)
     cam = grad_cam(m, x)
     assert cam.shape == (2, 32, 32) and np.isfinite(cam).all()
+
+
+def test_grad_cam_of_a_mean_of_models():
+    members = [models.robust_cnn(32, filters=(4, 8), seed=s, name=f"m{s}") for s in (1, 2)]
+    x = np.random.default_rng(2).random((2, 32, 32, 1)).astype("float32")
+    cam = grad_cam(models.average_model(members), x)
+    assert cam.shape == (2, 32, 32) and np.isclose(cam.max(), 1, atol=1e-5)

@@ -1,7 +1,10 @@
-"""A papermill run of final_notebook.ipynb on a tiny configuration."""
+"""Papermill runs of final_notebook.ipynb on a small copy of the real data:
+the metrics document, the result at the top, clean outputs, and test labels
+that change no choice."""
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -9,80 +12,147 @@ from .conftest import ROOT
 
 METRIC_KEYS = {"roc_auc", "pr_auc", "threshold", "recall", "specificity", "precision", "f1",
                "accuracy", "confusion"}
+TINY = dict(image_size=32, epochs=1, n_seeds=2, seed=1)
 
 
-def run_tiny(data_dir, out, **params):
+def copy_small(src, dst, n_train=70, n_test=20, swap_test=False):
+    """A Kaggle-layout folder with the first ``n_train`` / ``n_test`` images of
+    each class of ``src`` (and all of ``val``); ``swap_test`` puts each test
+    image in the other class's folder: the test labels permuted."""
+    for split, n in (("train", n_train), ("val", None), ("test", n_test)):
+        for cls, other in (("NORMAL", "PNEUMONIA"), ("PNEUMONIA", "NORMAL")):
+            target = dst / split / (other if swap_test and split == "test" else cls)
+            target.mkdir(parents=True, exist_ok=True)
+            for f in sorted((src / split / cls).iterdir())[:n]:
+                shutil.copyfile(f, target / f.name)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def small_data(data_dir, tmp_path_factory):
+    return copy_small(data_dir, tmp_path_factory.mktemp("small") / "chest_xray")
+
+
+def run(data_dir, out, **params):
     import papermill as pm
 
+    executed = out.parent / f"{out.name}.ipynb"
     pm.execute_notebook(
-        str(ROOT / "final_notebook.ipynb"), str(out.parent / f"{out.name}.ipynb"), cwd=str(ROOT),
-        parameters=dict(data_dir=str(data_dir), output_dir=str(out), image_size=32, epochs=1,
-                        max_train_images=200, seed=1, **params), progress_bar=False)
-    return json.loads((out / "metrics.json").read_text())
+        str(ROOT / "final_notebook.ipynb"), str(executed), cwd=str(ROOT),
+        parameters=dict(data_dir=str(data_dir), output_dir=str(out), **{**TINY, **params}),
+        progress_bar=False)
+    return json.loads((out / "metrics.json").read_text()), json.loads(executed.read_text())
+
+
+@pytest.fixture(scope="module")
+def binary_run(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "binary"
+    return (*run(small_data, out), out)
 
 
 @pytest.mark.slow
-def test_final_notebook_tiny_run(data_dir, tmp_path):
-    out = tmp_path / "reports"
-    doc = run_tiny(data_dir, out)
-    assert {"params", "data", "validation", "test", "timing", "stress_test"} <= set(doc)
-    assert doc["params"]["image_size"] == 32 and doc["params"]["max_train_images"] == 200
+def test_final_notebook_metrics_document(binary_run):
+    doc, _, _ = binary_run
+    assert {"params", "task", "data", "validation", "counter_framed", "stress", "sanity",
+            "seeds", "test", "timing"} <= set(doc)
+    assert doc["params"]["image_size"] == 32 and doc["task"] == "binary"
     for block in ("validation", "test"):
-        assert METRIC_KEYS <= set(doc[block])
-        assert set(doc[block]["confusion"]) == {"tn", "fp", "fn", "tp"}
+        assert METRIC_KEYS <= set(doc[block]["binary"])
     # the confusion matrix adds up to the test images of each class
-    c, n = doc["test"]["confusion"], doc["data"]["test"]
-    assert c["tn"] + c["fp"] == n["NORMAL"] and c["fn"] + c["tp"] == n["PNEUMONIA"]
-    assert math.isclose(doc["test"]["recall"], c["tp"] / (c["tp"] + c["fn"]))
-    assert math.isclose(doc["test"]["specificity"], c["tn"] / (c["tn"] + c["fp"]))
-    assert doc["test"]["threshold"] == doc["validation"]["threshold"]
+    t, n = doc["test"]["binary"], doc["data"]["test"]
+    c = t["confusion"]
+    assert c["tn"] + c["fp"] == n["normal"] == 20 and c["fn"] + c["tp"] == n["pneumonia"] == 20
+    assert math.isclose(t["recall"], c["tp"] / (c["tp"] + c["fn"]))
+    assert math.isclose(t["specificity"], c["tn"] / (c["tn"] + c["fp"]))
+    # the threshold is chosen on validation and applied unchanged to test
+    assert t["threshold"] == doc["validation"]["binary"]["threshold"]
     for k in ("roc_auc", "recall", "specificity"):
-        lo, hi = doc["test"]["ci95"][k]
-        assert 0 <= lo <= doc["test"][k] <= hi <= 1
-    assert doc["data"]["train"]["NORMAL"] == doc["data"]["train"]["PNEUMONIA"] == 100
-    t = doc["timing"]
-    assert t["train_seconds"] > 0 and t["train_images_per_second"] > 0
-    assert t["predict_images_per_second"] > 0
-    for name in ("model.keras", "training_curves.png", "confusion_matrix.png", "roc_pr.png",
-                 "stress_test.png", "grad_cam.png"):
-        assert (out / name).stat().st_size > 0, name
+        lo, hi = t["ci95"][k]
+        assert 0 <= lo <= t[k] <= hi <= 1
+    cf = doc["counter_framed"]
+    assert cf["n_normal"] > 0 and cf["n_pneumonia"] > 0 and METRIC_KEYS <= set(cf["binary"])
+    assert "zoom_out_0.65" in doc["stress"]
     s = doc["sanity"]["confusion"]
     assert s["tn"] + s["fp"] == 8 and s["fn"] + s["tp"] == 8  # Kaggle's 16 val images
+    seeds = doc["seeds"]
+    assert [r["model"] for r in seeds["per_seed"]] == ["robust_cnn seed 1", "robust_cnn seed 2"]
+    thresholds = [r["threshold"] for r in seeds["per_seed"]]
+    assert seeds["spread"]["threshold"]["range"] == pytest.approx(max(thresholds)
+                                                                  - min(thresholds))
+    assert doc["timing"]["train_seconds"] > 0
 
 
 @pytest.mark.slow
-def test_final_notebook_ternary_tiny_run(data_dir, tmp_path):
-    out = tmp_path / "ternary"
-    doc = run_tiny(data_dir, out, task="ternary")
-    assert doc["params"]["task"] == "ternary"
+def test_final_notebook_outputs(binary_run):
+    doc, nb, out = binary_run
+    for name in ("model.keras", "training_curves.png", "confusion_matrix.png",
+                 "stress_test.png", "grad_cam.png", "metrics.json"):
+        assert (out / name).stat().st_size > 0, name
+    # the notebook opens with its result, written from its own numbers
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code"
+                 and "result_text" in "".join(c["source"]))
+    text = "".join(first["outputs"][0]["data"]["text/markdown"])
+    assert f"ROC AUC {doc['test']['binary']['roc_auc']:.3f}" in text
+    assert "image/png" in first["outputs"][1]["data"]  # the confusion matrix
+    # no TensorFlow start-up noise, no machine paths as reprs
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            shown = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+            assert "cuda" not in shown.lower() and "absl" not in shown, shown[:200]
+            assert "PosixPath(" not in shown
+
+
+@pytest.mark.slow
+def test_test_labels_change_no_choice(binary_run, data_dir, tmp_path):
+    """Permuting the test labels changes no threshold, no validation figure and
+    no seed's figures: test/ takes no part in any choice."""
+    doc, _, _ = binary_run
+    swapped = copy_small(data_dir, tmp_path / "swapped" / "chest_xray", swap_test=True)
+    again, _ = run(swapped, tmp_path / "out")
+    for key in ("validation", "counter_framed", "stress", "sanity", "seeds"):
+        assert again[key] == doc[key], key
+    assert again["data"]["test"] == doc["data"]["test"]  # 20 and 20 either way
+    # the same scores against flipped labels: the test ROC AUC turns into 1 - AUC
+    assert again["test"]["binary"]["roc_auc"] == pytest.approx(1 - doc["test"]["binary"]["roc_auc"])
+
+
+@pytest.mark.slow
+def test_final_notebook_ternary(small_data, tmp_path):
+    doc, _ = run(small_data, tmp_path / "ternary", task="ternary", n_seeds=1)
+    assert doc["task"] == "ternary" and "seeds" in doc
     n = doc["data"]["test"]
     for block in ("validation", "test"):
-        m = doc[block]
-        assert {"accuracy", "macro_roc_auc", "per_class", "confusion", "bacterial_vs_viral",
-                "binary"} <= set(m)
-        assert METRIC_KEYS <= set(m["binary"])
-        assert 0 <= m["macro_roc_auc"] <= 1
+        assert {"binary", "three_class", "bacterial_vs_viral"} <= set(doc[block])
     t = doc["test"]
-    assert sum(map(sum, t["confusion"])) == n["normal"] + n["bacteria"] + n["virus"]
+    assert sum(map(sum, t["three_class"]["confusion"])) == sum(n.values())
     c = t["binary"]["confusion"]
     assert c["tn"] + c["fp"] == n["normal"] and c["fn"] + c["tp"] == n["bacteria"] + n["virus"]
-    assert set(t["binary"]["ci95"]) == {"roc_auc", "recall", "specificity"}
-    assert {"roc_auc", "sensitivity", "specificity"} <= set(t["bacterial_vs_viral"])
-    assert (out / "confusion_matrix_3class.png").stat().st_size > 0
-    assert (out / "model.keras").stat().st_size > 0
+    assert set(t["bacterial_vs_viral"]["ci95"]) == {"roc_auc", "sensitivity", "specificity"}
+    assert t["bacterial_vs_viral"]["threshold"] == doc["validation"]["bacterial_vs_viral"][
+        "threshold"]
+    assert {"accuracy", "bv_auc"} <= set(doc["stress"]["blur"])
 
 
-def test_final_notebook_rejects_unknown_task(data_dir, tmp_path):
+@pytest.mark.parametrize("name, value, words", [
+    ("task", "both", "parameter task = 'both': expected one of 'binary', 'ternary'"),
+    ("image_size", 16, "parameter image_size = 16: expected a whole number from 32"),
+    ("epochs", 0, "parameter epochs = 0: expected a whole number from 1"),
+    ("target_recall", 1.5, r"parameter target_recall = 1.5: expected a number in \(0, 1\]"),
+    ("recipe", "nope", "parameter recipe = 'nope': expected one of"),
+])
+def test_bad_parameters_stop_before_any_work(data_dir, tmp_path, name, value, words):
     import papermill as pm
-    with pytest.raises(pm.PapermillExecutionError, match="task must be 'binary' or 'ternary'"):
+    out = tmp_path / "reports"
+    with pytest.raises(pm.PapermillExecutionError, match=words):
         pm.execute_notebook(str(ROOT / "final_notebook.ipynb"), str(tmp_path / "o.ipynb"),
-                            cwd=str(ROOT), parameters=dict(data_dir=str(data_dir), task="both",
-                                                           output_dir=str(tmp_path / "r")),
+                            cwd=str(ROOT), parameters={"data_dir": str(data_dir),
+                                                       "output_dir": str(out), name: value},
                             progress_bar=False)
+    assert not out.exists()  # checked before the output folder is created
 
 
-def test_final_notebook_refuses_output_inside_data(tiny_data):
-    from pneumo_helpers.workflow import check_output_dir
+def test_output_inside_data_folder_is_refused(tiny_data):
+    from pneumo_helpers.report import check_output_dir
     with pytest.raises(ValueError, match="inside the data folder"):
         check_output_dir(tiny_data / "train" / "reports", tiny_data)
     assert not (tiny_data / "train" / "reports").exists()
@@ -95,7 +165,7 @@ def test_final_notebook_parameters_cell():
     assert len(tagged) == 1
     src = tagged[0].source
     for name in ("data_dir", "output_dir", "image_size", "epochs", "batch_size", "seed",
-                 "target_recall", "max_train_images", "task"):
+                 "n_seeds", "target_recall", "max_train_images", "task", "recipe"):
         assert f"\n{name} = " in "\n" + src, name
     assert 'data_dir = "data/chest_xray"' in src and 'output_dir = "reports"' in src
     assert "target_recall = 0.98" in src and "max_train_images = 0" in src

@@ -1,23 +1,35 @@
-"""Threshold choice, metrics and bootstrap intervals, against hand-counted cases."""
+"""Thresholds, metrics for both tasks and patient-bootstrap intervals, against
+hand-counted cases."""
 
 import numpy as np
 import pytest
 
-from pneumo_helpers.metrics import (binary_metrics, bootstrap_intervals, describe,
-                                    threshold_for_recall)
+from pneumo_helpers import metrics as M
+from pneumo_helpers.tasks import BINARY, TERNARY, get_task
 
 Y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
 S = np.array([0.1, 0.2, 0.35, 0.8, 0.3, 0.6, 0.7, 0.9])
 
+# six images: truth 0 0 1 1 2 2, most probable class 0 1 1 2 2 1
+Y3 = np.array([0, 0, 1, 1, 2, 2])
+P3 = np.array([[0.8, 0.1, 0.1],
+               [0.3, 0.6, 0.1],
+               [0.1, 0.7, 0.2],
+               [0.2, 0.3, 0.5],
+               [0.1, 0.2, 0.7],
+               [0.1, 0.6, 0.3]])
+
 
 def test_threshold_for_recall_is_most_specific_reaching_target():
-    assert threshold_for_recall(Y, S, 1.0) == pytest.approx(0.3)
-    assert threshold_for_recall(Y, S, 0.75) == pytest.approx(0.6)
-    assert threshold_for_recall(Y, S, 0.5) == pytest.approx(0.7)
+    assert M.threshold_for_recall(Y, S, 1.0) == pytest.approx(0.3)
+    assert M.threshold_for_recall(Y, S, 0.75) == pytest.approx(0.6)
+    assert M.threshold_for_recall(Y, S, 0.5) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match=r"target_recall must be in \(0, 1\]"):
+        M.threshold_for_recall(Y, S, 1.5)
 
 
 def test_binary_metrics_by_hand():
-    m = binary_metrics(Y, S, 0.5)
+    m = M.binary_metrics(Y, S, 0.5)
     assert m["confusion"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
     assert m["recall"] == 0.75 and m["specificity"] == 0.75
     assert m["precision"] == 0.75 and m["accuracy"] == 0.75 and m["f1"] == 0.75
@@ -27,23 +39,122 @@ def test_binary_metrics_by_hand():
 def test_original_project_confusion_in_words():
     m = {"confusion": {"tn": 71, "fp": 163, "fn": 4, "tp": 386}, "recall": 386 / 390,
          "specificity": 71 / 234, "roc_auc": 0.9, "threshold": 0.5}
-    assert describe(m).startswith("missed 4 of 390 pneumonia cases; 163 of 234 healthy")
-
-
-def test_bootstrap_intervals_contain_point_estimates():
-    rng = np.random.default_rng(0)
-    y = np.r_[np.zeros(200), np.ones(300)].astype(int)
-    s = np.clip(rng.normal(0.35 + 0.3 * y, 0.15), 0, 1)
-    m = binary_metrics(y, s, 0.5)
-    ci = bootstrap_intervals(y, s, 0.5, n_boot=200, seed=1)
-    for k in ("roc_auc", "recall", "specificity"):
-        lo, hi = ci[k]
-        assert lo < m[k] < hi and hi - lo < 0.15
-    assert ci == bootstrap_intervals(y, s, 0.5, n_boot=200, seed=1)
+    assert M.in_words(m).startswith("missed 4 of 390 pneumonia cases; 163 of 234 healthy")
+    assert M.per_hundred(m) == ("of 100 children with pneumonia, 1 are missed; "
+                                "of 100 healthy children, 70 are flagged")
 
 
 def test_metrics_need_both_classes():
     with pytest.raises(ValueError, match="both classes"):
-        binary_metrics([1, 1], [0.2, 0.9])
+        M.binary_metrics([1, 1], [0.2, 0.9])
     with pytest.raises(ValueError, match="labels but"):
-        binary_metrics([0, 1], [0.2])
+        M.binary_metrics([0, 1], [0.2])
+
+
+def test_three_class_metrics_by_hand():
+    m = M.three_class_metrics(Y3, P3)
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 1], [0, 1, 1]]
+    assert m["labels"] == ["normal", "bacteria", "virus"]
+    assert m["accuracy"] == 0.5 and m["macro_recall"] == 0.5
+    pc = m["per_class"]
+    assert [pc[n]["recall"] for n in m["labels"]] == [0.5, 0.5, 0.5]
+    assert [pc[n]["precision"] for n in m["labels"]] == pytest.approx([1, 1 / 3, 1 / 2])
+    # one-vs-rest AUCs: pairs ranked right 8/8, 6/8, 7/8
+    assert [pc[n]["roc_auc"] for n in m["labels"]] == pytest.approx([1, 0.75, 0.875])
+    assert m["macro_roc_auc"] == pytest.approx(0.875)
+
+
+def test_ternary_task_reads_one_model_three_ways():
+    t = TERNARY.thresholds(Y3, P3, target_recall=1.0)
+    # pneumonia vs normal from p(bacteria) + p(virus): 0.2 0.7 | 0.9 0.8 0.9 0.9
+    assert t["pneumonia"] == pytest.approx(0.8)
+    # bacterial vs viral on the pneumonia cases: viral scores 2/9, 5/8, 7/9, 3/9
+    assert t["viral"] == pytest.approx(7 / 9)
+    m = TERNARY.metrics(Y3, P3, {"pneumonia": 0.5, "viral": 0.5})
+    assert set(m) == {"binary", "three_class", "bacterial_vs_viral"}
+    b, bv = m["binary"], m["bacterial_vs_viral"]
+    assert b["roc_auc"] == 1.0 and b["confusion"] == {"tn": 1, "fp": 1, "fn": 0, "tp": 4}
+    assert bv["roc_auc"] == pytest.approx(0.75)
+    assert (bv["sensitivity"], bv["specificity"], bv["accuracy"]) == (0.5, 0.5, 0.5)
+    assert (bv["n_bacteria"], bv["n_virus"]) == (2, 2)
+    assert TERNARY.key_figures(m) == {"auc": 1.0, "recall": 1.0, "specificity": 0.5,
+                                      "accuracy": 0.5, "bv_auc": pytest.approx(0.75)}
+
+
+def test_binary_task_has_the_same_binary_block():
+    m = BINARY.metrics(Y, S, BINARY.thresholds(Y, S, 0.75))
+    assert set(m) == {"binary"} and m["binary"] == M.binary_metrics(Y, S, 0.6)
+
+
+def test_three_class_metrics_need_three_classes():
+    with pytest.raises(ValueError, match="missing: virus"):
+        M.three_class_metrics(Y3[:4], P3[:4])
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        M.three_class_metrics(Y3, P3[:, :2])
+
+
+def test_unknown_task_is_one_clear_error():
+    with pytest.raises(ValueError, match="task must be one of 'binary', 'ternary', got 'both'"):
+        get_task("both")
+
+
+def _patients_data(seed=0):
+    """60 normal and 60 pneumonia patients, 1-6 images each; a patient's
+    images share most of their score (patient effect) plus a little noise."""
+    rng = np.random.default_rng(seed)
+    y, s, pid = [], [], []
+    for p in range(120):
+        label = int(p >= 60)
+        base = rng.normal(0.35 + 0.3 * label, 0.15)
+        n = rng.integers(1, 7)
+        y += [label] * n
+        s += list(np.clip(base + rng.normal(0, 0.02, n), 0, 1))
+        pid += [f"p{p}"] * n
+    return np.array(y), np.array(s), np.array(pid)
+
+
+def test_patient_bootstrap_contains_estimates_and_is_seeded():
+    y, s, pid = _patients_data()
+    m = M.binary_metrics(y, s, 0.5)
+    ci = M.binary_intervals(y, s, 0.5, pid, n_boot=200, seed=1)
+    for k in ("roc_auc", "recall", "specificity"):
+        lo, hi = ci[k]
+        assert lo < m[k] < hi
+    assert ci == M.binary_intervals(y, s, 0.5, pid, n_boot=200, seed=1)
+
+
+def test_patient_bootstrap_is_wider_than_image_bootstrap():
+    # images of one patient are near copies: resampling images as if they were
+    # independent makes the interval too narrow; resampling patients does not
+    y, s, pid = _patients_data()
+    by_patient = M.binary_intervals(y, s, 0.5, pid, n_boot=300, seed=2)
+    by_image = M.binary_intervals(y, s, 0.5, np.arange(len(y)), n_boot=300, seed=2)
+    for k in ("roc_auc", "specificity"):
+        assert np.diff(by_patient[k])[0] > 1.3 * np.diff(by_image[k])[0]
+
+
+def test_patient_bootstrap_keeps_patients_whole():
+    # stat sees the drawn indices: every drawn patient comes with all its images
+    y = np.array([0, 0, 0, 1, 1])
+    pid = np.array(["a", "a", "b", "c", "c"])
+    seen = []
+
+    def stat(idx):
+        seen.append(sorted(idx))
+        return {"n": len(idx)}
+
+    M.patient_bootstrap(stat, y, pid, n_boot=30, seed=0)
+    for idx in seen:
+        assert idx.count(0) == idx.count(1)  # patient a's two images together
+        assert idx.count(3) == idx.count(4) >= 1  # patient c is the only pneumonia patient
+
+
+def test_bacterial_vs_viral_intervals():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(40), np.ones(40), np.full(40, 2)].astype(int)
+    p = rng.dirichlet([1, 1, 1], 120)
+    p[y == 2, 2] += 1.0
+    p /= p.sum(axis=1, keepdims=True)
+    ci = M.bacterial_vs_viral_intervals(y, p, 0.5, np.arange(120), n_boot=100)
+    auc = M.bacterial_vs_viral(y, p, 0.5)["roc_auc"]
+    assert ci["roc_auc"][0] < auc < ci["roc_auc"][1]

@@ -7,10 +7,9 @@ import urllib.error
 import numpy as np
 import pytest
 
-from pneumo_helpers import load_image_table, patient_split
+from pneumo_helpers import BINARY, SplitData, load_image_table, patient_split
 from pneumo_helpers import transfer as T
 from pneumo_helpers.splits import balanced_subset
-from pneumo_helpers.workflow import Data, evaluate_test
 
 WEIGHTS_FILE = "mobilenet_2_5_224_tf_no_top.h5"
 
@@ -71,13 +70,13 @@ def test_sizes_without_shared_weights_name_their_own_file(keras_home_with_shared
 
 
 @pytest.fixture
-def tiny_real_data(data_dir) -> Data:
+def tiny_real_data(data_dir) -> SplitData:
     """About 40 train, 20 validation and 20 test real images, 96 px."""
     table = patient_split(load_image_table(data_dir, check_images=False), 0.15, seed=1)
     parts = [balanced_subset(table[table.subset == s], n, seed=1)
              for s, n in (("train", 40), ("validation", 20), ("test", 20))]
     import pandas as pd
-    return Data(pd.concat(parts), image_size=96, batch_size=16, seed=1)
+    return SplitData(pd.concat(parts), BINARY, image_size=96, batch_size=16, seed=1)
 
 
 @pytest.mark.slow
@@ -92,7 +91,9 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
     set_seed(1)
     data = tiny_real_data
     model = T.transfer_model("MobileNet", image_size=96, alpha=0.25, seed=1)
-    assert not offline  # loaded from KERAS_HOME/models, no download tried
+    # Keras read KERAS_HOME at import, before the fixture set it: it tries its own
+    # folder, then the download (which fails, offline), then the file in KERAS_HOME/models
+    assert all(url.endswith(WEIGHTS_FILE) for url in offline)
     base = T.backbone_of(model)
     with h5py.File(keras_home_with_shared_weights / "models" / WEIGHTS_FILE) as f:
         np.testing.assert_array_equal(base.get_layer("conv1").kernel.numpy(),
@@ -106,18 +107,21 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
     assert t["epochs_run"] == 2 and t["selected_phase"] in (1, 2)
     assert t["train_seconds"] == pytest.approx(t["frozen_seconds"] + t["finetune_seconds"],
                                                abs=0.02)
-    assert 0 <= result.validation["threshold"] <= 1
+    assert 0 <= result.thresholds["pneumonia"] <= 1
     # the top 12 backbone layers train, except batch norm; the rest stay frozen
     top = base.layers[-12:]
     assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization)
                for layer in top if layer.weights)
     assert not any(layer.trainable for layer in base.layers[:-12] if layer.weights)
 
-    x_test, _ = load_arrays(data.subset("test"), 96)
-    result = evaluate_test(result, data, stress_images=x_test)
-    assert set(result.test) >= {"roc_auc", "recall", "specificity"}
+    from pneumo_helpers import evaluator
     from pneumo_helpers.stress import VIEWS
-    assert list(result.stress.index) == list(VIEWS)
+    instruments = evaluator.validation_instruments(result, data)
+    assert list(instruments["stress"].index) == list(VIEWS)
+    test = evaluator.evaluate_test(result, data, n_boot=20)
+    assert set(test["metrics"]["binary"]) >= {"roc_auc", "recall", "specificity", "ci95"}
+
+    x_test, _ = load_arrays(data.subset("test"), 96)
 
     path = tmp_path / "transfer.keras"
     model.save(path)
