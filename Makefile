@@ -34,17 +34,23 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The output folder is checked (never inside the data folder) before anything is
+# written; paths go to the notebook as given, which resolves them itself.
 results: $(STAMP)
-	$(BIN)/pneumo-check-data "$(DATA_DIR)"
-	mkdir -p "$(OUT_DIR)"
-	$(BIN)/papermill final_notebook.ipynb "$(OUT_DIR)/final_notebook.ipynb" \
-		-p data_dir "$(abspath $(DATA_DIR))" -p output_dir "$(abspath $(OUT_DIR))"
-	@echo "Results in $(OUT_DIR)/: metrics.json, figures, model, executed notebook"
+	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null
+	$(BIN)/pneumo check-data "$(DATA_DIR)"
+	@out="$$($(BIN)/pneumo check-output --create "$(OUT_DIR)" "$(DATA_DIR)")" && \
+	$(BIN)/papermill final_notebook.ipynb "$$out/final_notebook.ipynb" \
+		-p data_dir "$(DATA_DIR)" -p output_dir "$(OUT_DIR)" && \
+	$(BIN)/pneumo report "$$out/final_notebook.ipynb" "$$out/report.html" && \
+	echo "Results in $$out: report.html, metrics.json, figures, model, executed notebook"
 
+# Chapters run in notebooks/: a relative DATA_DIR (from the project root) gets a ../
 notebooks: $(STAMP)
-	$(BIN)/pneumo-check-data "$(DATA_DIR)"
+	$(BIN)/pneumo check-data "$(DATA_DIR)"
+	case "$(DATA_DIR)" in /*|~*) data="$(DATA_DIR)" ;; *) data="../$(DATA_DIR)" ;; esac; \
 	for nb in notebooks/[0-9]*.ipynb; do \
-		$(BIN)/papermill "$$nb" "$$nb" --cwd notebooks -p data_dir "$(abspath $(DATA_DIR))" || exit 1; \
+		$(BIN)/papermill "$$nb" "$$nb" --cwd notebooks -p data_dir "$$data" || exit 1; \
 	done
 
 lab: $(STAMP)

@@ -3,11 +3,14 @@
 :func:`validation_instruments` gives everything a model is selected on, from
 validation patients alone: the plain validation metrics at the operating
 points chosen there, the **counter-framed** validation subset (see
-``framing``), the **stress test** of validation images, and, for the record,
-Kaggle's 16 ``val`` images (``sanity``: drawn like the official test split,
-too few to choose on). :func:`evaluate_test` is the single look at ``test``,
-with patient-bootstrap intervals. :func:`comparison_row` flattens both into
-one row of a comparison table.
+``framing``), the **stress test** of validation images (see ``stress``),
+and, for the record, Kaggle's 16 ``val`` images (``sanity``: drawn like the
+official test split, too few to choose on). It works from scores
+(:func:`model_scores`), so the instruments of a mean of models come from
+the mean of their scores (:func:`average_scores`). :func:`evaluate_test` is
+the single look at ``test``, with patient-bootstrap intervals.
+:func:`comparison_row` flattens them into one row of a comparison table,
+:func:`seed_spread` summarises rows of several training seeds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pandas as pd
 
 from . import framing
 from .metrics import binary_metrics, pneumonia_score
-from .stress import VIEWS, stress_table
+from .stress import stress_table, view_scores, views_for
 from .training import TrainedModel, predict
 
 
@@ -34,23 +37,60 @@ def counter_framed_metrics(data, scores, thresholds: dict,
     return m
 
 
-def validation_instruments(trained: TrainedModel, data, tta=None, stress: bool = True,
-                           views: dict = VIEWS) -> dict:
-    """``validation``, ``counter_framed``, ``stress`` (a table, one row per
-    view) and ``sanity`` (pneumonia vs normal on Kaggle's 16 ``val`` images,
-    when present) for a trained model, all at its validation thresholds."""
-    out = {"validation": trained.validation,
-           "counter_framed": counter_framed_metrics(data, trained.val_scores,
-                                                    trained.thresholds)}
-    if stress:
-        out["stress"] = stress_table(trained.model, data.dataset("validation"),
-                                     data.labels("validation"), data.task, trained.thresholds,
-                                     tta, views)
+def model_scores(trained: TrainedModel, data, tta=None, views: dict | None = None) -> dict:
+    """Everything the instruments read, as scores: ``validation`` (the
+    trained model's own validation scores), ``views`` (each stress view of the
+    validation images; default ``stress.views_for(data)``) and ``sanity``
+    (Kaggle's 16 ``val`` images, when they hold both classes)."""
+    out = {"validation": np.asarray(trained.val_scores),
+           "views": view_scores(trained.model, data.dataset("validation"), tta,
+                                views or views_for(data))}
     if len(data.subset("sanity")) and data.subset("sanity")["label"].nunique() == 2:
-        scores, _ = predict(trained.model, data.dataset("sanity"), tta)
-        out["sanity"] = binary_metrics(data.labels("sanity") > 0, pneumonia_score(scores),
-                                       trained.thresholds["pneumonia"])
+        out["sanity"] = predict(trained.model, data.dataset("sanity"), tta)[0]
     return out
+
+
+def average_scores(all_scores: list[dict]) -> dict:
+    """The mean of several models' :func:`model_scores`: the scores of the
+    model that averages them (``models.average_model``)."""
+    first = all_scores[0]
+    out = {"validation": np.mean([s["validation"] for s in all_scores], axis=0),
+           "views": {v: np.mean([s["views"][v] for s in all_scores], axis=0)
+                     for v in first["views"]}}
+    if "sanity" in first:
+        out["sanity"] = np.mean([s["sanity"] for s in all_scores], axis=0)
+    return out
+
+
+def instruments_from_scores(data, scores: dict, thresholds: dict) -> dict:
+    """``validation``, ``counter_framed``, ``stress`` (a table, one row per
+    view) and ``sanity`` (pneumonia vs normal on the 16 ``val`` images), all
+    at ``thresholds``, from :func:`model_scores`."""
+    labels = data.labels("validation")
+    out = {"validation": data.task.metrics(labels, scores["validation"], thresholds),
+           "counter_framed": counter_framed_metrics(data, scores["validation"], thresholds)}
+    if scores.get("views"):
+        out["stress"] = stress_table(scores["views"], labels, data.task, thresholds)
+    if "sanity" in scores:
+        out["sanity"] = binary_metrics(data.labels("sanity") > 0,
+                                       pneumonia_score(scores["sanity"]),
+                                       thresholds["pneumonia"])
+    return out
+
+
+def validation_instruments(trained: TrainedModel, data, tta=None,
+                           views: dict | None = None) -> dict:
+    """:func:`instruments_from_scores` of a trained model, at its validation thresholds."""
+    return instruments_from_scores(data, model_scores(trained, data, tta, views),
+                                   trained.thresholds)
+
+
+def scores_instruments(data, scores, target_recall: float = 0.98) -> dict:
+    """``validation`` and ``counter_framed`` for validation scores that come
+    from something other than a Keras model (e.g. the border-only model), at
+    thresholds chosen on those scores."""
+    thresholds = data.task.thresholds(data.labels("validation"), scores, target_recall)
+    return instruments_from_scores(data, {"validation": scores}, thresholds)
 
 
 def evaluate_test(trained: TrainedModel, data, tta=None, n_boot: int = 1000) -> dict:
@@ -77,6 +117,9 @@ def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
     if stress is not None:
         figures = stress.drop(columns=["mean_score_normal", "mean_score_pneumonia"])
         row.update({f"stress_worst_{k}": v for k, v in figures.min().items()})
+        for view in ("counter_exposed", "zoom_in_1.2"):
+            if view in stress.index:
+                row[f"stress_{view}_specificity"] = stress.loc[view, "specificity"]
     if "sanity" in instruments:
         s = instruments["sanity"]
         row.update({"sanity_auc": s["roc_auc"], "sanity_specificity": s["specificity"]})
@@ -85,6 +128,14 @@ def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
     if timing:
         row.update({k: timing[k] for k in ("epochs_run", "train_seconds") if k in timing})
     return row
+
+
+def instruments_from_document(doc: dict) -> dict:
+    """The validation instruments of a run, read back from its ``metrics.json``."""
+    out = {k: doc[k] for k in ("validation", "counter_framed", "sanity") if k in doc}
+    if "stress" in doc:
+        out["stress"] = pd.DataFrame.from_dict(doc["stress"], orient="index")
+    return out
 
 
 def comparison_table(rows: list[dict]) -> pd.DataFrame:

@@ -225,3 +225,42 @@ def three_class_in_words(three: dict, bv: dict) -> str:
     return (f"accuracy {three['accuracy']:.3f}, macro ROC AUC {three['macro_roc_auc']:.3f}; "
             f"recall {recalls}; bacterial vs viral ROC AUC {bv['roc_auc']:.3f}, "
             f"sensitivity {bv['sensitivity']:.3f}, specificity {bv['specificity']:.3f}")
+
+
+# ------------------------------------------------------------ label shift
+
+def adjust_to_prior(probs, new_prior, train_prior):
+    """Posterior probabilities rescaled from the class prior a model was
+    trained under to ``new_prior`` (Bayes' rule; Saerens et al. 2002).
+    ``probs``: ``(n,)`` pneumonia probabilities or ``(n, k)`` class
+    probabilities; priors as a float (pneumonia share) or a length-k vector."""
+    probs = np.asarray(probs, dtype=float)
+    binary = probs.ndim == 1
+    p = np.stack([1 - probs, probs], axis=1) if binary else probs
+    new = np.atleast_1d(new_prior).astype(float)
+    old = np.atleast_1d(train_prior).astype(float)
+    if binary:
+        new, old = np.r_[1 - new[0], new[0]], np.r_[1 - old[0], old[0]]
+    w = p * (new / old)
+    w /= w.sum(axis=1, keepdims=True)
+    return w[:, 1] if binary else w
+
+
+def estimate_prior(probs, train_prior, tol: float = 1e-6, max_iter: int = 1000):
+    """The class prior of a new set of images, estimated from the model's
+    probabilities alone by expectation-maximisation (Saerens, Latinne and
+    Decaestecker, Neural Computation 2002), and the probabilities adjusted to
+    it. No labels are used. ``train_prior``: the prior the model's
+    probabilities assume (0.5 for models trained with balanced class
+    weights). Returns ``(prior, adjusted_probs)``."""
+    probs = np.asarray(probs, dtype=float)
+    prior = np.asarray(train_prior, dtype=float)
+    for _ in range(max_iter):
+        adjusted = adjust_to_prior(probs, prior, train_prior)
+        new = adjusted.mean(axis=0)
+        if np.max(np.abs(new - prior)) < tol:
+            prior = new
+            break
+        prior = new
+    return (float(prior) if np.ndim(prior) == 0 else prior), adjust_to_prior(probs, prior,
+                                                                             train_prior)

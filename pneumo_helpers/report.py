@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import resolve
 from .metrics import in_words, per_hundred
-
-
-def resolve(path) -> Path:
-    """A path resolved once, the same way everywhere: ``~`` expanded, made
-    absolute, symbolic links and ``..`` resolved, trailing slashes dropped."""
-    return Path(str(path)).expanduser().resolve()
 
 
 def check_output_dir(output_dir, data_dir, create: bool = True) -> Path:
@@ -251,3 +246,12 @@ def load_images(table: pd.DataFrame, image_size: int) -> np.ndarray:
     from .pipeline import load_arrays
 
     return load_arrays(table, image_size, label_column="label")[0]
+
+
+def say_earlier_files(out, previous: dict) -> None:
+    """Say so when the output folder holds files from an earlier run."""
+    if previous:
+        names = sorted(previous)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        print(f"{out} already holds {len(names)} file(s) from an earlier run ({shown}); "
+              "this run replaces the ones it writes and leaves the others")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import load_image_table
+from .data import DataError, load_image_table
 from .info import SUBSET_OF_SPLIT
 from .tasks import Task, get_task
 
@@ -63,15 +63,16 @@ def balanced_subset(table: pd.DataFrame, max_images: int, seed: int = 42,
 
 @dataclass
 class SplitData:
-    """The image table split into subsets, for one task, and its cached
-    tf.data pipelines (one per subset, built on first use)."""
+    """The image table split into subsets, for one task, and what is derived
+    from it once and kept (``cache``): the tf.data pipelines (one per subset,
+    built on first use) and the stress test's exposure bank."""
 
     table: pd.DataFrame
     task: Task
     image_size: int
     batch_size: int
     seed: int
-    pipelines: dict = field(default_factory=dict, repr=False)
+    cache: dict = field(default_factory=dict, repr=False)
 
     def subset(self, name: str) -> pd.DataFrame:
         return self.table[self.table["subset"] == name]
@@ -81,11 +82,12 @@ class SplitData:
         each epoch, the others keep table order."""
         from .pipeline import make_dataset
 
-        if name not in self.pipelines:
-            self.pipelines[name] = make_dataset(
+        key = ("dataset", name)
+        if key not in self.cache:
+            self.cache[key] = make_dataset(
                 self.subset(name), self.image_size, self.batch_size, shuffle=name == "train",
                 seed=self.seed, label_column=self.task.label_column)
-        return self.pipelines[name]
+        return self.cache[key]
 
     def labels(self, name: str) -> np.ndarray:
         return self.subset(name)[self.task.label_column].to_numpy()
@@ -116,4 +118,12 @@ def prepare_data(data_dir, task: str | Task = "binary", image_size: int = 128,
                 20, int(max_train_images * len(part) / n_train))
             parts.append(part if name == "sanity" else balanced_subset(part, share, seed))
         table = pd.concat(parts).sort_index()
-    return SplitData(task.prepare_table(table), task, image_size, batch_size, seed)
+    table = task.prepare_table(table)
+    for subset in ("train", "validation"):
+        labels = set(table.loc[table["subset"] == subset, task.label_column])
+        missing = [name for i, name in enumerate(task.class_names) if i not in labels]
+        if missing:
+            raise DataError(f"the patient split leaves no {' or '.join(missing)} images in "
+                            f"{subset} (data_dir {data_dir}, val_fraction {val_fraction}); "
+                            "each class needs images from at least two patients in train/")
+    return SplitData(table, task, image_size, batch_size, seed)

@@ -1,17 +1,23 @@
-"""A stress test: the same images zoomed out, zoomed in, shifted, blurred, and
-with contrast and gamma changed, scored at the threshold chosen beforehand.
+"""A stress test: the same images zoomed out, zoomed in, shifted, blurred,
+with contrast and gamma changed, and **counter-exposed**, scored at the
+threshold chosen beforehand.
 
 NORMAL and PNEUMONIA training images differ in framing, so a model can
 separate them by framing alone and a holdout from the same distribution
 will not show it. Re-framing validation images does: a model that looks at
 the lungs keeps its ROC AUC and its operating point across these views. The
 intensity views (blur, contrast, gamma) probe the same for exposure and
-sharpness, which differ between X-ray machines and periods. Models are
-selected on the stress test of **validation** images; test is scored once.
+sharpness, which differ between X-ray machines and periods. The
+counter-exposed view gives every image the intensity distribution (the
+exposure and processing curve) of a training image of the *other* class: a
+model that tells the classes apart by exposure, as it can in this data,
+loses its specificity there. Models are selected on the stress test of
+**validation** images; test is scored once.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from keras import ops
 
@@ -53,25 +59,98 @@ def transform(images, zoom: float = 1.0, shift_x: float = 0.0, shift_y: float = 
     return ops.clip(x, 0.0, 1.0)
 
 
-def stress_table(model, dataset, labels, task, thresholds: dict, tta=None,
-                 views: dict = VIEWS) -> pd.DataFrame:
-    """The task's key figures (ROC AUC, recall and specificity at the fixed
-    pneumonia threshold; for the ternary task also 3-class accuracy and
-    bacterial-vs-viral AUC) and the mean pneumonia score of normal and of
-    pneumonia images, on each view of ``dataset`` (batches of ``(image,
-    label)``, decoded and transformed batch by batch)."""
-    import numpy as np
+EXPOSURE_LEVELS = 256  # quantiles kept per reference image
 
-    from .metrics import pneumonia_score
+
+def exposure_bank(table: pd.DataFrame, image_size: int, per_class: int = 64,
+                  seed: int = 0) -> np.ndarray:
+    """Intensity quantile curves, ``(2, per_class, EXPOSURE_LEVELS)``, of
+    ``per_class`` images of each class (row 0 normal, row 1 pneumonia) drawn
+    from ``table`` (the training subset: never validation or test)."""
+    from .pipeline import make_dataset
+
+    levels = np.linspace(0, 1, EXPOSURE_LEVELS)
+    bank = []
+    for pneumonia in (False, True):
+        part = table[(table["label"] > 0) == pneumonia]
+        part = part.sample(min(per_class, len(part)), random_state=seed)
+        ds = make_dataset(part, image_size, batch_size=64, label_column=None, cache=False)
+        curves = [np.quantile(x.reshape(len(x), -1), levels, axis=1).T
+                  for x in (b.numpy() for b in ds)]
+        bank.append(np.concatenate(curves))
+    n = min(len(b) for b in bank)
+    return np.stack([b[:n] for b in bank]).astype("float32")
+
+
+def counter_exposed(bank: np.ndarray):
+    """A view ``(images, labels) -> images``: each image's intensities mapped,
+    rank for rank, onto the quantile curve of a training image of the other
+    class (normal images get a pneumonia image's exposure and vice versa).
+    Which reference image is a fixed function of the image itself, so the
+    view is deterministic."""
+    import tensorflow as tf
+
+    other = tf.constant(bank[::-1])  # label 0 (normal) -> pneumonia curves, label 1 -> normal
+    k = int(bank.shape[1])
+
+    def view(x, y):
+        n = tf.shape(x)[0]
+        flat = tf.reshape(x, (n, -1))
+        idx = tf.clip_by_value(tf.cast(flat * (EXPOSURE_LEVELS - 1) + 0.5, tf.int32), 0,
+                               EXPOSURE_LEVELS - 1)
+        counts = tf.cast(tf.math.bincount(idx, minlength=EXPOSURE_LEVELS,
+                                          maxlength=EXPOSURE_LEVELS, axis=-1), x.dtype)
+        cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
+        rank = tf.gather(cdf, idx, batch_dims=1)
+        pick = tf.cast(tf.math.floormod(tf.cast(tf.reduce_sum(flat, axis=1) * 1000, tf.int64), k),
+                       tf.int32)
+        side = tf.cast(tf.minimum(tf.cast(y, tf.int32), 1), tf.int32)
+        curve = tf.gather_nd(other, tf.stack([side, pick], axis=1))
+        level = tf.clip_by_value(tf.cast(rank * (EXPOSURE_LEVELS - 1) + 0.5, tf.int32), 0,
+                                 EXPOSURE_LEVELS - 1)
+        return tf.reshape(tf.gather(curve, level, batch_dims=1), tf.shape(x))
+
+    return view
+
+
+def views_for(data) -> dict:
+    """:data:`VIEWS` and the counter-exposed view built from ``data``'s
+    training images (once per ``data``)."""
+    if "exposure_bank" not in data.cache:
+        data.cache["exposure_bank"] = exposure_bank(data.subset("train"), data.image_size,
+                                                    seed=data.seed)
+    return {**VIEWS, "counter_exposed": counter_exposed(data.cache["exposure_bank"])}
+
+
+def view_scores(model, dataset, tta=None, views: dict = VIEWS) -> dict:
+    """The model's scores on each view of ``dataset`` (batches of ``(image,
+    label)``, decoded and transformed batch by batch): ``{view: scores}``. A
+    view is either keyword arguments of :func:`transform` or a callable
+    ``(images, labels) -> images``."""
     from .training import predict
+
+    out = {}
+    for name, view in views.items():
+        if callable(view):
+            changed = dataset.map(lambda x, y, v=view: (v(x, y), y))
+        else:
+            changed = dataset.map(lambda x, y, kw=view: (transform(x, **kw), y))
+        out[name] = predict(model, changed, tta)[0]
+    return out
+
+
+def stress_table(scores: dict, labels, task, thresholds: dict) -> pd.DataFrame:
+    """From :func:`view_scores`: the task's key figures on each view (ROC AUC,
+    recall and specificity at the fixed pneumonia threshold; for the ternary
+    task also 3-class accuracy and bacterial-vs-viral AUC) and the mean
+    pneumonia score of normal and of pneumonia images."""
+    from .metrics import pneumonia_score
 
     labels = np.asarray(labels)
     rows = {}
-    for name, kwargs in views.items():
-        changed = dataset.map(lambda x, y, kw=kwargs: (transform(x, **kw), y))
-        scores, _ = predict(model, changed, tta)
-        p = pneumonia_score(scores)
-        rows[name] = {**task.key_figures(task.metrics(labels, scores, thresholds)),
+    for name, s in scores.items():
+        p = pneumonia_score(s)
+        rows[name] = {**task.key_figures(task.metrics(labels, s, thresholds)),
                       "mean_score_normal": float(p[labels == 0].mean()),
                       "mean_score_pneumonia": float(p[labels > 0].mean())}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("view")

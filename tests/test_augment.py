@@ -1,9 +1,10 @@
 """Reframing geometry (stress test) and the random augmentation layer."""
 
 import numpy as np
+import pytest
 
 from pneumo_helpers.augment import RandomReframe, reframe
-from pneumo_helpers.stress import stress_table
+from pneumo_helpers.stress import stress_table, view_scores
 
 
 def half_image(n=2, size=20):
@@ -51,7 +52,7 @@ def test_stress_test_catches_a_framing_shortcut():
     border = keras.layers.Lambda(lambda b: keras.ops.mean(b[:, :, :2], axis=(1, 2)))(inputs)
     model = keras.Model(inputs, border)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    table = stress_table(model, ds, y, BINARY, {"pneumonia": 0.4})
+    table = stress_table(view_scores(model, ds), y, BINARY, {"pneumonia": 0.4})
     assert table.loc["original", "auc"] == 1.0
     assert table.loc["shift_right", "auc"] < 0.8
     assert table.loc["zoom_out_0.65", "auc"] < 0.8
@@ -71,3 +72,26 @@ def test_transform_intensity_changes():
     assert np.isclose(low.max() - low.min(), 0.5, atol=1e-5)
     g = np.full((1, 4, 4, 1), 0.25, "float32")
     np.testing.assert_allclose(np.asarray(transform(g, gamma=0.5)), 0.5, atol=1e-5)
+
+
+def test_counter_exposed_gives_the_other_class_exposure():
+    import tensorflow as tf
+
+    from pneumo_helpers.stress import EXPOSURE_LEVELS, counter_exposed
+
+    levels = np.linspace(0, 1, EXPOSURE_LEVELS, dtype="float32")
+    bank = np.stack([np.tile(levels ** 2, (3, 1)),  # "normal" curves: dark
+                     np.tile(np.sqrt(levels), (3, 1))])  # "pneumonia" curves: bright
+    view = counter_exposed(bank)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 16, 16, 1)).astype("float32")
+    y = tf.constant([0, 1])
+    out = np.asarray(view(tf.constant(x), y))
+    # same order of pixels, new intensity distribution: the normal image got the
+    # bright curve, the pneumonia image the dark one
+    for i in range(2):
+        assert np.corrcoef(np.argsort(np.argsort(out[i].ravel())),
+                           np.argsort(np.argsort(x[i].ravel())))[0, 1] > 0.99
+    assert np.median(out[0]) == pytest.approx(np.sqrt(0.5), abs=0.03)
+    assert np.median(out[1]) == pytest.approx(0.25, abs=0.03)
+    np.testing.assert_array_equal(out, np.asarray(view(tf.constant(x), y)))  # deterministic

@@ -45,8 +45,8 @@ def test_types_and_patients_on_real_names(table):
     ("IM-0115-0001.jpeg", "NORMAL", ("normal", "IM-0115")),
     ("IM-0117-0001-0002.jpeg", "NORMAL", ("normal", "IM-0117")),
     ("NORMAL2-IM-0381-0001.jpeg", "NORMAL", ("normal", "NORMAL2-IM-0381")),
-    ("scan7.png", "PNEUMONIA", ("unknown", "scan7")),
-    ("scan7.png", "NORMAL", ("normal", "scan7")),
+    ("scan7.png", "PNEUMONIA", ("unknown", None)),
+    ("scan7.png", "NORMAL", ("normal", None)),
 ])
 def test_parse_filename(name, cls, expected):
     assert parse_filename(name, cls) == expected
@@ -121,6 +121,18 @@ def test_empty_class_folder(tiny_data):
     assert str(folder) in one_line(err)
 
 
+def _cmyk(path):
+    # PIL reads it; TensorFlow's decoder, which the pipeline uses, cannot
+    import numpy as np
+    from PIL import Image
+    Image.fromarray(np.zeros((30, 40, 4), "uint8"), "CMYK").save(path, "JPEG")
+
+
+def _huge(path):
+    from PIL import Image
+    Image.new("L", (8000, 7000)).save(path, "PNG")
+
+
 def _truncated(path):
     write_image(path, size=(200, 200))
     data = path.read_bytes()
@@ -140,6 +152,9 @@ def _corrupt_header(path):
     (_truncated, "unreadable image"),
     (_corrupt_header, "not an image"),
     (lambda p: write_image(p, fmt="GIF", mode="L"), "GIF image"),
+    (lambda p: write_image(p, fmt="BMP", mode="RGB"), "BMP image"),
+    (lambda p: _cmyk(p), "CMYK"),
+    (lambda p: _huge(p), "absurdly large image (8000 x 7000 pixels)"),
 ])
 def test_bad_image_files(tiny_data, make_bad, words):
     bad = tiny_data / "train" / "PNEUMONIA" / "person99_virus_1.jpeg"
@@ -169,3 +184,159 @@ def test_check_data_command(tiny_data, tmp_path, capsys):
 def test_data_error_renders_as_one_line_in_jupyter():
     lines = DataError("missing folder: x").__class__("missing folder: x")._render_traceback_()
     assert lines == ["DataError: missing folder: x"]
+
+
+def test_every_accepted_file_decodes_in_the_pipeline(tiny_data):
+    # the rule: what the check accepts, the training pipeline decodes
+    from pneumo_helpers.pipeline import make_dataset
+    write_image(tiny_data / "train" / "NORMAL" / "IM-0500-0001.png", mode="RGB", fmt="PNG")
+    table = load_image_table(tiny_data)
+    assert sum(len(y) for _, y in make_dataset(table, 16, 4)) == len(table)
+
+
+def test_broken_link_and_link_loop(tiny_data):
+    folder = tiny_data / "train" / "NORMAL"
+    (folder / "IM-0100-0001.jpeg").symlink_to(tiny_data / "nowhere.jpeg")
+    with pytest.raises(DataError, match="broken symbolic link") as err:
+        load_image_table(tiny_data)
+    assert "IM-0100-0001.jpeg" in one_line(err)
+    (folder / "IM-0100-0001.jpeg").unlink()
+    (folder / "loop_a").symlink_to(folder / "loop_b")
+    (folder / "loop_b").symlink_to(folder / "loop_a")
+    with pytest.raises(DataError, match="cannot follow") as err:
+        load_image_table(tiny_data)
+    assert "loop_" in one_line(err)
+
+
+def test_linked_images_and_folders_are_read(tiny_data, tmp_path):
+    # a data folder reached through a link, with a linked image inside, is fine
+    outside = tmp_path / "elsewhere.jpeg"
+    write_image(outside)
+    (tiny_data / "train" / "NORMAL" / "IM-0200-0001.jpeg").symlink_to(outside)
+    link = tmp_path / "link_to_data"
+    link.symlink_to(tiny_data)
+    assert len(load_image_table(link)) == 19
+
+
+def test_unreadable_folder_and_file(tiny_data, monkeypatch):
+    # chmod does not stop root (CI runs as root), so the refusal is simulated
+    folder = tiny_data / "test" / "PNEUMONIA"
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataError, match="permission denied") as err:
+        load_image_table(tiny_data)
+    assert str(folder) in one_line(err)
+    monkeypatch.undo()
+
+    image = tiny_data / "val" / "NORMAL" / "IM-0001-0001.jpeg"
+    import PIL.Image
+    real_open = PIL.Image.open
+
+    def refuse(fp, *args, **kwargs):
+        if str(fp) == str(image):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    with pytest.raises(DataError, match="permission denied") as err:
+        load_image_table(tiny_data)
+    assert str(image) in one_line(err)
+
+
+def test_file_name_the_pipeline_cannot_encode(tiny_data):
+    import os
+    folder = bytes(tiny_data / "train" / "NORMAL")
+    with open(os.path.join(folder, b"IM-0300-\xff\xfe.jpeg"), "wb") as f:
+        f.write((tiny_data / "train" / "NORMAL" / "IM-0000-0001.jpeg").read_bytes())
+    with pytest.raises(DataError, match="not valid UTF-8") as err:
+        load_image_table(tiny_data)
+    assert "rename" in one_line(err)
+
+
+def test_skipped_images_are_reported(tiny_data):
+    import warnings as w
+    from pneumo_helpers.data import DataWarning
+    write_image(tiny_data / "train" / "IM-0400-0001.jpeg")  # directly in train/
+    (tiny_data / "train" / "NORMAL" / "extra").mkdir()
+    write_image(tiny_data / "train" / "NORMAL" / "extra" / "IM-0401-0001.jpeg")
+    (tiny_data / "test" / "COVID").mkdir()
+    for i in range(2):
+        write_image(tiny_data / "test" / "COVID" / f"covid{i}.jpeg")
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        table = load_image_table(tiny_data)
+    notes = table.attrs["notes"]
+    assert len(table) == 18 and len(notes) == 3
+    assert notes[0].startswith("skipped 1 image(s) directly in") and "IM-0400-0001" in notes[0]
+    assert "skipped 1 image(s) in sub-folders of" in notes[1] and "extra" in notes[1]
+    assert notes[2].startswith("skipped 2 image(s) in folders of") and "COVID" in notes[2]
+    assert [str(c.message) for c in caught if c.category is DataWarning] == notes
+
+
+def test_names_without_a_patient_are_reported(tiny_data, capsys):
+    write_image(tiny_data / "train" / "PNEUMONIA" / "scan_0001.jpeg")
+    with pytest.warns(UserWarning, match="1 file name"):
+        table = load_image_table(tiny_data)
+    row = table[table["path"].str.endswith("scan_0001.jpeg")].iloc[0]
+    assert row["patient"] == "scan_0001" and row["type"] == "unknown"
+    assert check_data_main([str(tiny_data)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("note: 1 file name(s) follow no patient pattern")
+    assert "its own patient" in err
+
+
+def test_split_without_a_class_in_validation_is_an_error(tiny_data):
+    from pneumo_helpers import prepare_data
+    # one normal patient in train/: validation would get no normal image
+    folder = tiny_data / "train" / "NORMAL"
+    for p in sorted(folder.iterdir())[1:]:
+        p.unlink()
+    with pytest.raises(DataError, match="leaves no normal images in validation") as err:
+        prepare_data(tiny_data)
+    one_line(err)
+
+
+@pytest.mark.parametrize("spelling", ["{d}/train/out", "{d}/train/../out/", "{d}//x/", "link"])
+def test_output_inside_data_folder_refused_however_spelled(tiny_data, tmp_path, spelling,
+                                                           monkeypatch):
+    from pneumo_helpers.report import check_output_dir
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to(tiny_data)
+    out = spelling.format(d=tiny_data)
+    with pytest.raises(ValueError, match="inside the data folder"):
+        check_output_dir(out, tiny_data)
+    relative = os_relpath(tiny_data, tmp_path)
+    with pytest.raises(ValueError, match="inside the data folder"):
+        check_output_dir(out, relative + "/")
+
+
+def os_relpath(path, start):
+    import os
+    return os.path.relpath(path, start)
+
+
+def test_tilde_means_home(tmp_path, monkeypatch, tiny_data):
+    from pneumo_helpers.report import check_output_dir
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = check_output_dir("~/reports", tiny_data)
+    assert out == (tmp_path / "home" / "reports").resolve() and out.is_dir()
+    monkeypatch.setenv("HOME", str(tiny_data))  # a home inside the data folder is refused too
+    with pytest.raises(ValueError, match="inside the data folder"):
+        check_output_dir("~/x", tiny_data)
+
+
+def test_earlier_files_in_the_output_folder_are_named(tmp_path, capsys):
+    from pneumo_helpers.report import files_in, print_written
+    (tmp_path / "old_figure.png").write_bytes(b"x")
+    (tmp_path / "metrics.json").write_text("{}")
+    before = files_in(tmp_path)
+    print_written(tmp_path, ["metrics.json", "model.keras"], before)
+    out = capsys.readouterr().out
+    assert "wrote to" in out and "metrics.json, model.keras" in out
+    assert "from an earlier run (left as they were): old_figure.png" in out

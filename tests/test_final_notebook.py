@@ -103,6 +103,31 @@ def test_final_notebook_outputs(binary_run):
 
 
 @pytest.mark.slow
+def test_html_report_holds_the_result_and_the_figures(binary_run):
+    from pneumo_helpers.cli import main
+
+    doc, _, out = binary_run
+    html = out / "report.html"
+    assert main(["report", str(out.parent / f"{out.name}.ipynb"), str(html)]) == 0
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") >= 5  # figures embedded, no side files
+    assert f"ROC AUC {doc['test']['binary']['roc_auc']:.3f}" in text  # the result summary
+    assert "validation_instruments" not in text  # no code unless asked
+    assert main(["report", str(out.parent / f"{out.name}.ipynb"), str(html), "--code"]) == 0
+    assert "validation_instruments" in html.read_text()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from pneumo_helpers.cli import main
+
+    assert main(["report", str(tmp_path / "missing.ipynb"), str(tmp_path / "r.html")]) == 1
+    assert main(["check-output", str(tmp_path / "data" / "out"), str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
 def test_test_labels_change_no_choice(binary_run, data_dir, tmp_path):
     """Permuting the test labels changes no threshold, no validation figure and
     no seed's figures: test/ takes no part in any choice."""

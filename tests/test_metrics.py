@@ -158,3 +158,27 @@ def test_bacterial_vs_viral_intervals():
     ci = M.bacterial_vs_viral_intervals(y, p, 0.5, np.arange(120), n_boot=100)
     auc = M.bacterial_vs_viral(y, p, 0.5)["roc_auc"]
     assert ci["roc_auc"][0] < auc < ci["roc_auc"][1]
+
+
+def test_label_shift_em_recovers_a_new_prior():
+    # a calibrated model at prior 0.5 meets a site with 20% pneumonia
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.2).astype(int)
+    x = rng.normal(np.where(y == 1, 1.0, -1.0), 1.0)
+    logit = 2 * x  # log N(x | 1, 1) - log N(x | -1, 1): the log-likelihood ratio
+    p = 1 / (1 + np.exp(-logit))  # posterior at prior 0.5
+    prior, adjusted = M.estimate_prior(p, 0.5)
+    assert abs(prior - 0.2) < 0.03
+    assert np.mean(adjusted) == pytest.approx(prior, abs=1e-4)
+    # the adjusted probabilities are the true posteriors at 20%
+    truth = 1 / (1 + np.exp(-(logit + np.log(0.2 / 0.8))))
+    np.testing.assert_allclose(adjusted, truth, atol=0.02)
+    assert np.all(np.argsort(adjusted) == np.argsort(p))  # the ranking does not change
+
+
+def test_adjust_to_prior_three_classes():
+    p = np.array([[0.5, 0.3, 0.2]])
+    out = M.adjust_to_prior(p, [0.5, 0.25, 0.25], [1 / 3] * 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1)
+    assert out[0, 0] > p[0, 0]
+    np.testing.assert_allclose(M.adjust_to_prior(p, [1 / 3] * 3, [1 / 3] * 3), p)

@@ -18,12 +18,11 @@ def test_original_cnn_matches_the_original_description():
 
 @pytest.mark.parametrize("builder", [
     lambda: models.baseline(32),
-    lambda: models.baseline(32, border_only=0.2),
     lambda: models.robust_cnn(32, filters=(4, 8)),
-    lambda: models.robust_cnn(32, filters=(4, 8), augment="light", batch_norm=False,
-                              global_pool=False),
+    lambda: models.robust_cnn(32, filters=(4, 8), augment="none", batch_norm=False,
+                              pooling="flatten"),
     lambda: models.robust_cnn(32, filters=(4, 8), task="ternary"),
-    lambda: models.robust_cnn(32, filters=(4, 8), equalize=True),
+    lambda: models.robust_cnn(32, filters=(4, 8), equalize=True, body_crop=True, pooling="max"),
 ])
 def test_builders_give_probabilities(builder):
     m = builder()
@@ -84,3 +83,14 @@ def test_same_seed_same_numbers(data_dir):
     (s1, m1, t1), (s2, m2, t2) = run(), run()
     np.testing.assert_array_equal(s1, s2)
     assert m1 == m2 and t1 == t2
+
+
+def test_body_crop_finds_the_body():
+    from pneumo_helpers.models import BodyCrop
+    x = np.zeros((2, 40, 40, 1), "float32")
+    x[0, :, 10:30] = 0.8  # a body 20 columns wide, dark margins
+    x[1] = 0.5  # no margin: kept whole
+    out = np.asarray(BodyCrop(margin=0.0)(x))
+    body = (out[0, 20] > 0.4).mean()
+    assert body > 0.85  # the body now fills the width, up to the smoothed edges
+    np.testing.assert_allclose(out[1], x[1], atol=1e-6)
