@@ -13,11 +13,12 @@ STAMP    := $(VENV)/.installed
 export DATA_DIR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup test results notebooks lab clean
+.PHONY: help setup test results bench notebooks lab clean
 
 help:
 	@echo "make results [DATA_DIR=data/chest_xray] [OUT_DIR=reports]  train + evaluate the final model"
 	@echo "make test    [DATA_DIR=data/chest_xray]                    run the tests"
+	@echo "make bench   [DATA_DIR=...] [OUT_DIR=reports]      throughput and memory, original vs final"
 	@echo "make notebooks [DATA_DIR=...]   re-run every chapter in notebooks/ in place"
 	@echo "make lab                        open the notebooks in JupyterLab"
 
@@ -44,6 +45,10 @@ results: $(STAMP)
 		-p data_dir "$(DATA_DIR)" -p output_dir "$(OUT_DIR)" && \
 	$(BIN)/pneumo report "$$out/final_notebook.ipynb" "$$out/report.html" && \
 	echo "Results in $$out: report.html, metrics.json, figures, model, executed notebook"
+
+bench: $(STAMP)
+	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null
+	$(BIN)/python benchmarks/bench.py "$(DATA_DIR)" --out "$(OUT_DIR)/benchmarks"
 
 # Chapters run in notebooks/: a relative DATA_DIR (from the project root) gets a ../
 notebooks: $(STAMP)

@@ -21,6 +21,7 @@ virus) and patient id, all read from the folder and file names. Rules:
 from __future__ import annotations
 
 import errno
+import io
 import re
 import sys
 import warnings
@@ -49,9 +50,84 @@ class DataWarning(UserWarning):
     """Something in the data folder was skipped or read in a weaker way."""
 
 
-def resolve(path) -> Path:
+def is_remote(path) -> bool:
+    """A path with a scheme (``gs://``, ``s3://``, ``ram://`` ...), read
+    through ``tf.io.gfile``."""
+    return "://" in str(path)
+
+
+class GfilePath:
+    """The few ``pathlib.Path`` operations the scan uses, on any path
+    ``tf.io.gfile`` reads (cloud object storage where the installed TensorFlow
+    supports it). Object stores have no links and no permissions per folder."""
+
+    def __init__(self, path: str):
+        self.path = str(path).rstrip("/")
+
+    def __truediv__(self, name) -> "GfilePath":
+        return GfilePath(f"{self.path}/{name}")
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"GfilePath({self.path!r})"
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    def __lt__(self, other) -> bool:
+        return str(self) < str(other)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    def _gfile(self):
+        import tensorflow as tf
+        return tf.io.gfile
+
+    def exists(self) -> bool:
+        return self._gfile().exists(self.path)
+
+    def is_dir(self) -> bool:
+        return self._gfile().isdir(self.path)
+
+    def is_file(self) -> bool:
+        return self.exists() and not self.is_dir()
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def iterdir(self):
+        return (self / name.rstrip("/") for name in self._gfile().listdir(self.path))
+
+    def rglob(self, pattern: str = "*"):
+        for folder, dirs, files in self._gfile().walk(self.path):
+            for name in [*dirs, *files]:
+                yield GfilePath(f"{str(folder).rstrip('/')}/{name.rstrip('/')}")
+
+    def read_bytes(self) -> bytes:
+        with self._gfile().GFile(self.path, "rb") as f:
+            return f.read()
+
+    def size(self) -> int:
+        return self._gfile().stat(self.path).length
+
+
+def resolve(path):
     """A path resolved once, the same way everywhere: ``~`` expanded, made
-    absolute, symbolic links and ``..`` resolved, trailing slashes dropped."""
+    absolute, symbolic links and ``..`` resolved, trailing slashes dropped. A
+    path with a scheme (``gs://...``) is kept as given, as a :class:`GfilePath`."""
+    if is_remote(path):
+        return GfilePath(path)
     return Path(str(path)).expanduser().resolve()
 
 
@@ -196,17 +272,20 @@ def scan(root: Path, splits=SPLITS) -> tuple[list[dict], list[str]]:
 # ------------------------------------------------------------------- images
 
 def check_image(path: Path) -> tuple[int, int, int]:
-    """``(width, height, channels)`` of an image that both a full decode and
-    the pipeline's decoder (TensorFlow's ``decode_image``, one channel) read
-    without error; otherwise one DataError line naming the file."""
+    """``(width, height, channels)`` of an image that the pipeline's decoder
+    (TensorFlow's ``decode_image``, one channel) decodes without error; the
+    header is read first (format, size, colour space), the pixels are decoded
+    once. Otherwise one DataError line naming the file."""
     import tensorflow as tf
     from PIL import Image, UnidentifiedImageError
 
     expected = "expected a complete grayscale or RGB JPEG or PNG image"
     try:
-        if path.stat().st_size == 0:
+        remote = isinstance(path, GfilePath)
+        if (path.size() if remote else path.stat().st_size) == 0:
             raise DataError(f"{path}: empty file (0 bytes), {expected}")
-        with Image.open(path) as im:
+        source = io.BytesIO(path.read_bytes()) if remote else path
+        with Image.open(source) as im:
             fmt, (width, height), mode = im.format, im.size, im.mode
             if fmt not in ("JPEG", "PNG"):
                 raise DataError(f"{path}: {fmt} image, {expected}")
@@ -216,7 +295,6 @@ def check_image(path: Path) -> tuple[int, int, int]:
             if mode == "CMYK":
                 raise DataError(f"{path}: JPEG in the CMYK colour space, which TensorFlow "
                                 "cannot decode; convert it to grayscale or RGB")
-            im.load()  # raises on truncated or corrupt data
             channels = len(im.getbands())
     except DataError:
         raise
@@ -254,7 +332,7 @@ def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
     rows, notes = scan(root, splits)
     table = pd.DataFrame(rows)
     if check_images:
-        paths = table["path"].map(Path)
+        paths = table["path"].map(GfilePath if isinstance(root, GfilePath) else Path)
         if progress:
             from tqdm.auto import tqdm
 

@@ -77,17 +77,23 @@ class SplitData:
     def subset(self, name: str) -> pd.DataFrame:
         return self.table[self.table["subset"] == name]
 
-    def dataset(self, name: str):
-        """``(image, label)`` batches of subset ``name``; ``train`` is shuffled
-        each epoch, the others keep table order."""
-        from .pipeline import make_dataset
+    def dataset(self, name: str, shuffle_seed: int | None = None):
+        """``(image, label)`` batches of subset ``name``, decoded once and kept
+        in memory. ``train`` is shuffled each epoch, in an order that depends
+        on ``shuffle_seed`` (default: the split's seed) alone: each call gives
+        a new pipeline, so a training does not depend on those before it. The
+        other subsets keep table order."""
+        from .pipeline import batched, decoded
 
-        key = ("dataset", name)
+        key = ("decoded", name)
         if key not in self.cache:
-            self.cache[key] = make_dataset(
-                self.subset(name), self.image_size, self.batch_size, shuffle=name == "train",
-                seed=self.seed, label_column=self.task.label_column)
-        return self.cache[key]
+            self.cache[key] = decoded(self.subset(name), self.image_size, self.task.label_column)
+        if name == "train":
+            seed = self.seed if shuffle_seed is None else shuffle_seed
+            return batched(self.cache[key], self.batch_size, seed, len(self.subset(name)))
+        if ("batched", name) not in self.cache:
+            self.cache[("batched", name)] = batched(self.cache[key], self.batch_size)
+        return self.cache[("batched", name)]
 
     def labels(self, name: str) -> np.ndarray:
         return self.subset(name)[self.task.label_column].to_numpy()

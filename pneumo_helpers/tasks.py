@@ -43,12 +43,13 @@ class Task:
         return self.n_outputs == 1
 
     def head(self, x):
-        """The output layer on features ``x``."""
+        """The output layer on features ``x`` (float32 even under mixed precision)."""
         from keras import layers
 
         if self.is_binary:
-            return layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
-        return layers.Dense(self.n_outputs, activation="softmax", name="classes")(x)
+            return layers.Dense(1, activation="sigmoid", name="pneumonia", dtype="float32")(x)
+        return layers.Dense(self.n_outputs, activation="softmax", name="classes",
+                            dtype="float32")(x)
 
     def loss(self) -> str:
         return "binary_crossentropy" if self.is_binary else "sparse_categorical_crossentropy"

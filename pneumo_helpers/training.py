@@ -107,21 +107,30 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
 def train(name: str, model: keras.Model, data, epochs: int = 20, learning_rate: float = 1e-3,
           optimizer: str = "adam", balance: bool = True, target_recall: float = 0.98,
           patience: int = 5, monitor: str | None = None, verbose="auto", tta=None,
-          lr_schedule: bool = False) -> TrainedModel:
+          lr_schedule: bool = False, strategy=None,
+          shuffle_seed: int | None = None) -> TrainedModel:
     """Fit ``model`` on ``data``'s ``train`` subset for ``data.task``, stop
     early on ``monitor`` (default: the task's) restoring the best epoch, then
     choose the operating points on ``validation`` (with test-time
     augmentation ``tta`` when given) and compute the validation metrics.
 
     ``balance``: 'balanced' class weights; ``lr_schedule``: one warm-up epoch
-    then cosine decay from ``learning_rate``."""
+    then cosine decay from ``learning_rate``; ``strategy``: a
+    ``tf.distribute`` strategy whose scope the model was built in (the
+    optimizer and metrics are built there too; ``data.batch_size`` is then
+    the global batch, see ``distribute``); ``shuffle_seed``: the order of the
+    training images (default: the split's seed)."""
+    from .distribute import scope
+
     task = data.task
     y_train = data.labels("train")
     lr = learning_rate
     if lr_schedule:
         lr = cosine_schedule(learning_rate, epochs, math.ceil(len(y_train) / data.batch_size))
-    compile_model(model, task, lr, optimizer)
-    history, timing = fit(model, data.dataset("train"), data.dataset("validation"), epochs,
+    with scope(strategy):
+        compile_model(model, task, lr, optimizer)
+    history, timing = fit(model, data.dataset("train", shuffle_seed), data.dataset("validation"),
+                          epochs,
                           n_train=len(y_train),
                           class_weight=class_weights(y_train) if balance else None,
                           monitor=monitor or task.monitor, patience=patience, verbose=verbose)

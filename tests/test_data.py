@@ -149,7 +149,7 @@ def _corrupt_header(path):
 @pytest.mark.parametrize("make_bad,words", [
     (lambda p: p.write_bytes(b""), "empty file"),
     (lambda p: p.write_text("these are not the pixels you are looking for"), "not an image"),
-    (_truncated, "unreadable image"),
+    (_truncated, "TensorFlow cannot decode this JPEG"),
     (_corrupt_header, "not an image"),
     (lambda p: write_image(p, fmt="GIF", mode="L"), "GIF image"),
     (lambda p: write_image(p, fmt="BMP", mode="RGB"), "BMP image"),
@@ -340,3 +340,44 @@ def test_earlier_files_in_the_output_folder_are_named(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wrote to" in out and "metrics.json, model.keras" in out
     assert "from an earlier run (left as they were): old_figure.png" in out
+
+
+def test_data_folder_read_through_gfile(tiny_data):
+    # any path tf.io.gfile reads (here TensorFlow's in-memory file system; gs://
+    # and others where the installed TensorFlow supports them) works as data_dir
+    import tensorflow as tf
+
+    from pneumo_helpers.pipeline import make_dataset
+    root = "ram://pneumo_test/chest_xray"
+    for p in tiny_data.rglob("*.jpeg"):
+        target = f"{root}/{p.relative_to(tiny_data).as_posix()}"
+        tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+        tf.io.gfile.GFile(target, "wb").write(p.read_bytes())
+    table = load_image_table(root + "/")
+    local = load_image_table(tiny_data)
+    assert len(table) == len(local) == 18
+    assert table["path"].str.startswith(root).all()
+    assert sorted(table["patient"]) == sorted(local["patient"])
+    assert (table[["width", "height", "channels"]].to_numpy()
+            == local[["width", "height", "channels"]].to_numpy()).all()
+    batches = list(make_dataset(table, 16, 6))
+    assert sum(len(y) for _, y in batches) == 18
+    with pytest.raises(DataError, match="data folder not found"):
+        load_image_table("ram://pneumo_test/nowhere")
+
+
+def test_make_results_refuses_an_output_inside_the_data_folder(tiny_data):
+    # the Makefile checks OUT_DIR before papermill or mkdir can write anything
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+    if not (ROOT / ".venv" / ".installed").exists() or shutil.which("make") is None:
+        pytest.skip("needs the project's .venv (make test creates it) and make")
+    before = snapshot(tiny_data)
+    out = subprocess.run(["make", "-s", "results", f"DATA_DIR={tiny_data}",
+                          f"OUT_DIR={tiny_data}/train/reports"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "inside the data folder" in out.stderr
+    assert snapshot(tiny_data) == before  # nothing written, not even the folder

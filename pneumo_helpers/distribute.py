@@ -1,0 +1,77 @@
+"""Training beyond one CPU: ``tf.distribute`` strategies and mixed precision.
+
+- ``"none"``: the default strategy (one device).
+- ``"mirrored"``: ``tf.distribute.MirroredStrategy``, every GPU of one machine
+  (or the CPU when there is none), each replica a copy of the model, gradients
+  summed across replicas at every step.
+- ``"multiworker"``: ``tf.distribute.MultiWorkerMirroredStrategy``, the same
+  across machines; each machine runs the same command with its own
+  ``TF_CONFIG`` (the cluster and this machine's task index); the chief
+  (task 0) writes the outputs.
+
+The model, its optimizer and its metrics are built inside the strategy's
+scope (``training.train`` and ``recipes.fit_recipe`` take ``strategy=``).
+The **global batch** is the per-replica batch times the number of replicas,
+and the learning rate scales with it (the linear scaling rule of Goyal et
+al. 2017, "Accurate, large minibatch SGD"; the one-epoch warm-up of the
+cosine schedule is the warm-up that rule asks for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("none", "mirrored", "multiworker")
+
+
+def get_strategy(name: str = "none") -> tf.distribute.Strategy:
+    """The strategy called ``name`` (see :data:`STRATEGIES`)."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("distribute='multiworker' needs TF_CONFIG (the cluster and this "
+                             "machine's task index) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"distribute must be one of {', '.join(map(repr, STRATEGIES))}, got {name!r}")
+
+
+def scaled(batch_size: int, learning_rate: float,
+           strategy: tf.distribute.Strategy) -> tuple[int, float]:
+    """The global batch size and learning rate for ``strategy``: both
+    multiplied by the number of replicas (the linear scaling rule)."""
+    n = strategy.num_replicas_in_sync
+    return batch_size * n, learning_rate * n
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether this process writes the outputs (always, but for the
+    non-chief workers of a multi-worker run)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not task:
+        return True
+    return task.get("type") == "chief" or (task.get("type") == "worker"
+                                            and task.get("index", 0) == 0
+                                            and "chief" not in config.get("cluster", {}))
+
+
+def scope(strategy: tf.distribute.Strategy | None):
+    """``strategy.scope()``, or nothing to enter."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def set_precision(mixed: bool) -> str:
+    """``"mixed_float16"`` (compute in float16 on GPUs, variables and the
+    output layer in float32) or ``"float32"``; returns the policy set. Call
+    before building models."""
+    policy = "mixed_float16" if mixed else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
