@@ -123,83 +123,7 @@ def summary_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------- parameters
-
-class ParameterError(ValueError):
-    """A notebook parameter is out of range. The message is one line naming it."""
-
-    def _render_traceback_(self):  # IPython/Jupyter: one line, no traceback
-        return [f"ParameterError: {self}"]
-
-
-def _choice(*allowed):
-    def check(v):
-        return v in allowed, "one of " + ", ".join(map(repr, allowed))
-    return check
-
-
-def _integer(lo, hi=None):
-    def check(v):
-        ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
-        return ok, f"a whole number from {lo}" + (f" to {hi}" if hi is not None else " up")
-    return check
-
-
-def _number(lo, hi, lo_open=True, hi_open=False):
-    def check(v):
-        ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
-              and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi))
-        return ok, f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    return check
-
-
-def _text():
-    def check(v):
-        return isinstance(v, str) and v.strip() != "", "a non-empty path"
-    return check
-
-
-def _recipes():
-    from .recipes import RECIPES
-    return _choice(*RECIPES)
-
-
-FINAL_PARAMETERS = {
-    "data_dir": _text,
-    "output_dir": _text,
-    "task": lambda: _choice("binary", "ternary"),
-    "recipe": _recipes,
-    "image_size": lambda: _integer(32, 1024),  # four 2x poolings after a strided stem
-    "epochs": lambda: _integer(1),
-    "batch_size": lambda: _integer(1),
-    "learning_rate": lambda: _number(0, 1),
-    "seed": lambda: _integer(0),
-    "n_seeds": lambda: _integer(1, 20),
-    "target_recall": lambda: _number(0, 1),
-    "max_train_images": lambda: _integer(0),
-    "val_fraction": lambda: _number(0, 1, hi_open=True),
-}
-
-
-def check_parameters(namespace: dict, spec: dict = FINAL_PARAMETERS) -> dict:
-    """The parameters named in ``spec``, taken from ``namespace`` (a notebook's
-    ``globals()``), each checked against its allowed values; the first bad one
-    raises :class:`ParameterError` naming it and what is allowed."""
-    params = {}
-    for name, make_check in spec.items():
-        if name not in namespace:
-            raise ParameterError(f"parameter {name} is missing")
-        value = namespace[name]
-        ok, allowed = make_check()(value)
-        if not ok:
-            raise ParameterError(f"parameter {name} = {value!r}: expected {allowed}")
-        params[name] = value
-    return params
-
-
-def parameter_table(params: dict) -> pd.DataFrame:
-    return pd.Series({k: str(v) for k, v in params.items()}, name="value").to_frame()
-
+# ---------------------------------------------------------------- tables
 
 def count_table(data) -> pd.DataFrame:
     """Images per subset (rows, in reading order) and class (columns)."""
@@ -217,19 +141,20 @@ def files_in(folder) -> dict:
         if folder.is_dir() else {}
 
 
-def save_run(out, doc: dict, model, figures: dict) -> list[str]:
-    """Write the model, the figures and ``metrics.json`` into ``out``; return
-    the names written."""
+def save_run(out, doc: dict, model, info: dict, figures: dict) -> list[str]:
+    """Write into ``out`` the model with its metadata ``info`` (see
+    ``modelfile``), the figures, ``metrics.json`` and ``MODEL_CARD.md``;
+    return the names written."""
+    from .modelfile import save as save_model
     from .plots import save
 
     out = Path(out)
-    written = []
-    model.save(out / "model.keras")
-    written.append("model.keras")
+    written = [save_model(model, out / "model.keras", info).name]
     for name, fig in figures.items():
         written.append(save(fig, out, name).name)
-    write_json(doc, out / "metrics.json")
-    written.append("metrics.json")
+    written.append(write_json(doc, out / "metrics.json").name)
+    (out / "MODEL_CARD.md").write_text(model_card(doc))
+    written.append("MODEL_CARD.md")
     return written
 
 
@@ -255,3 +180,106 @@ def say_earlier_files(out, previous: dict) -> None:
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         print(f"{out} already holds {len(names)} file(s) from an earlier run ({shown}); "
               "this run replaces the ones it writes and leaves the others")
+
+
+# ------------------------------------------------------------- model card
+
+def _ci(m: dict, k: str) -> str:
+    ci = m.get("ci95", {}).get(k)
+    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+
+
+def model_card(doc: dict) -> str:
+    """``MODEL_CARD.md``, written from a run's ``metrics.json`` document: what
+    the model is for and not for, the data and its known problems, the figures
+    with their intervals, the operating point in plain words, and its limits."""
+    p, n = doc["params"], doc["data"]
+    test, val = doc["test"]["binary"], doc["validation"]["binary"]
+    cf = doc.get("counter_framed", {}).get("binary", {})
+    stress = doc.get("stress", {})
+    worst = min(stress, key=lambda v: stress[v]["specificity"]) if stress else None
+    seeds = doc.get("seeds", {}).get("spread", {})
+    lines = [
+        "# Model card: pneumo",
+        "",
+        f"Written by the final notebook from its own `metrics.json` (recipe `{p.get('recipe')}`, "
+        f"task `{doc['task']}`, image size {p.get('image_size')}, {p.get('n_seeds')} training "
+        f"seed(s) from {p.get('seed')}, target recall {p.get('target_recall')}).",
+        "",
+        "## Intended use",
+        "",
+        "Research and teaching: how convolutional networks tell pneumonia from normal in "
+        "pediatric chest X-rays (children aged one to five), and how to evaluate them honestly. "
+        "**Not a medical device**: not validated for diagnosis, triage or any clinical decision.",
+        "",
+        "## Data",
+        "",
+        "Kaggle's \"Chest X-Ray Images (Pneumonia)\" (Kermany, Zhang, Goldbaum; CC BY 4.0), one "
+        "hospital in Guangzhou. This run: "
+        + "; ".join(f"{s}: " + ", ".join(f"{v} {k}" for k, v in c.items())
+                    for s, c in n.items()) + ".",
+        "",
+        "Known problems:",
+        "",
+        "- **Framing and exposure differ between the classes** in the training data (normal "
+        "images share one framing and exposure; pneumonia images vary), and the official test "
+        "split's normal images are framed like the training pneumonia images. A model can learn "
+        "the frame instead of the lungs; a holdout from the same distribution does not show it.",
+        "- **Label noise**: some labels are known to be wrong or uncertain, and pneumonia types "
+        "(bacterial / viral) come from file names; hundreds of patient ids carry both types.",
+        "- **Kaggle's `val` split has 16 images**: too few to choose anything on; validation "
+        "patients are carved out of `train/` instead, and `test/` here is a holdout of patients "
+        "from the official train split, not the official test split.",
+        "",
+        "## Figures",
+        "",
+        "| | ROC AUC | recall | specificity |",
+        "|---|---|---|---|",
+        f"| validation (threshold chosen here) | {val['roc_auc']:.3f} | {val['recall']:.3f} | "
+        f"{val['specificity']:.3f} |",
+    ]
+    if cf:
+        lines.append(f"| counter-framed validation ({doc['counter_framed']['n_normal']} normal, "
+                     f"{doc['counter_framed']['n_pneumonia']} pneumonia) | {cf['roc_auc']:.3f} | "
+                     f"{cf['recall']:.3f} | {cf['specificity']:.3f} |")
+    if worst:
+        lines.append(f"| stress test, worst view (`{worst}`) | {stress[worst]['auc']:.3f} | "
+                     f"{stress[worst]['recall']:.3f} | {stress[worst]['specificity']:.3f} |")
+    lines.append(f"| test (`test/`, scored once) | {test['roc_auc']:.3f}{_ci(test, 'roc_auc')} | "
+                 f"{test['recall']:.3f}{_ci(test, 'recall')} | "
+                 f"{test['specificity']:.3f}{_ci(test, 'specificity')} |")
+    if "bacterial_vs_viral" in doc["test"]:
+        bv, tc = doc["test"]["bacterial_vs_viral"], doc["test"]["three_class"]
+        lines += ["", f"Three classes on test: accuracy {tc['accuracy']:.3f}; bacterial vs viral "
+                  f"ROC AUC {bv['roc_auc']:.3f}{_ci(bv, 'roc_auc')}."]
+    lines += ["", "Intervals: 95% bootstrap over patients."]
+    if seeds:
+        lines.append(f"Over the {len(doc['seeds']['per_seed'])} training seeds, the validation "
+                     f"threshold ranged {seeds['threshold']['min']:.3f}-"
+                     f"{seeds['threshold']['max']:.3f} and validation specificity "
+                     f"{seeds['val_specificity']['min']:.3f}-{seeds['val_specificity']['max']:.3f}"
+                     "; the model is the mean of their predictions.")
+    lines += [
+        "",
+        "## The operating point in plain words",
+        "",
+        f"The threshold ({val['threshold']:.3f}) is the most specific one that still finds "
+        f"{p.get('target_recall')} of the pneumonia cases among validation patients. On `test/`: "
+        f"{per_hundred(test)}.",
+    ]
+    if cf:
+        lines.append(f"On validation images framed against type (counter-framed): {per_hundred(cf)}.")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- One hospital, one age range, one period: other sites, ages and machines were never "
+        "seen. Expect the specificity to be lower where images are framed or exposed "
+        "otherwise; the counter-framed and stress figures above are the honest guide.",
+        "- The score is a ranking with a threshold chosen for one target recall, not a "
+        "calibrated probability for another site; `pneumo predict --site-prevalence` re-weights "
+        "it to a site's estimated prevalence, the decision stays at the threshold.",
+        "- Input: one frontal chest X-ray per image, JPEG, PNG or single-frame DICOM, resized to "
+        f"{p.get('image_size')} x {p.get('image_size')} pixels without keeping the aspect ratio.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -75,7 +75,9 @@ def test_final_notebook_metrics_document(binary_run):
     s = doc["sanity"]["confusion"]
     assert s["tn"] + s["fp"] == 8 and s["fn"] + s["tp"] == 8  # Kaggle's 16 val images
     seeds = doc["seeds"]
-    assert [r["model"] for r in seeds["per_seed"]] == ["robust_cnn seed 1", "robust_cnn seed 2"]
+    from pneumo_helpers.recipes import DEFAULT_RECIPE
+    assert doc["params"]["recipe"] == DEFAULT_RECIPE
+    assert [r["model"] for r in seeds["per_seed"]] == [f"{DEFAULT_RECIPE} seed {s}" for s in (1, 2)]
     thresholds = [r["threshold"] for r in seeds["per_seed"]]
     assert seeds["spread"]["threshold"]["range"] == pytest.approx(max(thresholds)
                                                                   - min(thresholds))
@@ -86,7 +88,7 @@ def test_final_notebook_metrics_document(binary_run):
 def test_final_notebook_outputs(binary_run):
     doc, nb, out = binary_run
     for name in ("model.keras", "training_curves.png", "confusion_matrix.png",
-                 "stress_test.png", "grad_cam.png", "metrics.json"):
+                 "stress_test.png", "grad_cam.png", "metrics.json", "MODEL_CARD.md"):
         assert (out / name).stat().st_size > 0, name
     # the notebook opens with its result, written from its own numbers
     first = next(c for c in nb["cells"] if c["cell_type"] == "code"
@@ -103,6 +105,27 @@ def test_final_notebook_outputs(binary_run):
 
 
 @pytest.mark.slow
+def test_model_card_and_model_file_agree_with_metrics(binary_run):
+    from pneumo_helpers import modelfile
+
+    doc, _, out = binary_run
+    card = (out / "MODEL_CARD.md").read_text()
+    test, val = doc["test"]["binary"], doc["validation"]["binary"]
+    assert "Not a medical device" in card
+    row = next(line for line in card.splitlines() if line.startswith("| test"))
+    for k in ("roc_auc", "recall", "specificity"):
+        lo, hi = test["ci95"][k]
+        assert f"{test[k]:.3f} (95% CI {lo:.3f}-{hi:.3f})" in row
+    assert f"threshold ({val['threshold']:.3f})" in card
+    missed = round(100 * (1 - test["recall"]))
+    assert f"of 100 children with pneumonia, {missed} are missed" in card
+    info = modelfile.read_info(out / "model.keras")
+    assert info["thresholds"]["pneumonia"] == val["threshold"]
+    assert info["test"]["roc_auc"] == test["roc_auc"] and info["image_size"] == 32
+    assert info["data"] == doc["data"]
+
+
+@pytest.mark.slow
 def test_html_report_holds_the_result_and_the_figures(binary_run):
     from pneumo_helpers.cli import main
 
@@ -112,9 +135,9 @@ def test_html_report_holds_the_result_and_the_figures(binary_run):
     text = html.read_text()
     assert text.count("data:image/png;base64,") >= 5  # figures embedded, no side files
     assert f"ROC AUC {doc['test']['binary']['roc_auc']:.3f}" in text  # the result summary
-    assert "validation_instruments" not in text  # no code unless asked
+    assert "instruments_from_scores" not in text  # no code unless asked
     assert main(["report", str(out.parent / f"{out.name}.ipynb"), str(html), "--code"]) == 0
-    assert "validation_instruments" in html.read_text()
+    assert "instruments_from_scores" in html.read_text()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -1,0 +1,213 @@
+"""Score new chest X-rays with a saved model: image files and folders, JPEG,
+PNG and DICOM, one CSV row per image, optional Grad-CAM heat maps.
+
+Images are prepared exactly as in training (one grayscale channel, resized to
+the model's input size without keeping the aspect ratio, [0, 1]) and scored
+with the model's own test-time views; the decision uses the threshold saved
+with the model. An image that cannot be read gets a row with its error and
+the others are still scored. Nothing is written beside the images.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .data import IMAGE_SUFFIXES, is_hidden_or_system, resolve
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+SCORED_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
+
+
+def find_images(paths) -> list[Path]:
+    """Image files named in ``paths``, and those below named folders
+    (recursively, hidden and system files skipped as in training), in order."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            below = sorted(q for q in p.rglob("*") if q.is_file()
+                           and q.suffix.lower() in SCORED_SUFFIXES
+                           and not any(is_hidden_or_system(part)
+                                       for part in q.relative_to(p).parents if part.name)
+                           and not is_hidden_or_system(q))
+            found.extend(below)
+        else:
+            found.append(p)  # named explicitly: scored, or reported, whatever it is
+    return found
+
+
+def read_dicom(path) -> np.ndarray:
+    """The pixels of a single-image DICOM file as a 2-D array in [0, 1]: the
+    modality rescale (slope, intercept) and the VOI window applied, MONOCHROME1
+    inverted so that bone is bright. Multi-frame and image-less files raise."""
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:
+        raise ValueError("reading DICOM needs pydicom: pip install 'pneumo-helpers[dicom]'") \
+            from None
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as err:  # pydicom raises several kinds for non-DICOM input
+        raise ValueError(f"not a readable DICOM file ({type(err).__name__})") from None
+    if "PixelData" not in ds:
+        raise ValueError("DICOM file without an image (no pixel data)")
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise ValueError(f"multi-frame DICOM ({frames} frames), expected one X-ray image")
+    pixels = ds.pixel_array
+    if pixels.ndim == 3:  # colour (RGB) DICOM: gray as in the JPEG pipeline
+        pixels = pixels.mean(axis=-1)
+    pixels = apply_voi_lut(apply_modality_lut(pixels, ds), ds).astype("float64")
+    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        pixels = pixels.max() + pixels.min() - pixels
+    low, high = pixels.min(), pixels.max()
+    return ((pixels - low) / (high - low) if high > low else np.zeros_like(pixels)).astype(
+        "float32")
+
+
+def load_image(path, image_size: int) -> np.ndarray:
+    """One image as the model takes it, ``(image_size, image_size, 1)`` in [0, 1];
+    ``ValueError`` with the reason when it cannot be read."""
+    import tensorflow as tf
+
+    from .pipeline import decode_image
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        pixels = read_dicom(path)[..., None]
+        image = tf.image.resize(pixels, (image_size, image_size), antialias=True)
+        return np.clip(image.numpy(), 0, 1)
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"not a JPEG, PNG or DICOM file ({suffix or 'no suffix'})")
+    if not path.is_file():
+        raise ValueError("file not found")
+    try:
+        return decode_image(tf.constant(str(path)), image_size).numpy()
+    except tf.errors.OpError as err:
+        raise ValueError(f"cannot decode ({str(err.message).split('[Op:')[0].strip()})") \
+            from None
+
+
+def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> list[dict]:
+    """One row per image of ``paths`` (see :func:`find_images`): ``path``,
+    ``pneumonia_probability``, ``decision`` at the model's threshold, the
+    class probabilities for a three-class model, and ``error`` (empty when
+    scored)."""
+    from .augment import tta_transforms
+    from .metrics import pneumonia_score
+
+    files = find_images(paths)
+    rows, batch, where = [], [], []
+    tta = tta_transforms(saved.tta_frames) if saved.tta_frames else []
+    transforms = [None] + list(tta)
+
+    def flush():
+        if not batch:
+            return
+        x = np.stack(batch)
+        outs = [saved.model.predict(x if t is None else np.asarray(t(x)), verbose=0)
+                for t in transforms]
+        probs = np.mean(outs, axis=0)
+        p = pneumonia_score(probs)
+        for i, row_index in enumerate(where):
+            row = rows[row_index]
+            row["pneumonia_probability"] = float(p[i])
+            row["decision"] = "pneumonia" if p[i] >= saved.threshold else "normal"
+            if probs.ndim == 2 and probs.shape[1] > 1:
+                for name, value in zip(saved.class_names, probs[i]):
+                    row[f"p_{name}"] = float(value)
+        batch.clear()
+        where.clear()
+
+    iterator = files
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(files, desc="scoring", unit="image", disable=len(files) < 50)
+    for path in iterator:
+        row = {"path": str(path), "pneumonia_probability": "", "decision": "", "error": ""}
+        rows.append(row)
+        try:
+            batch.append(load_image(path, saved.image_size))
+            where.append(len(rows) - 1)
+        except (ValueError, OSError) as err:
+            row["error"] = str(err)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    return rows
+
+
+def write_csv(rows: list[dict], path, class_names=()) -> Path:
+    columns = ["path", "pneumonia_probability", "decision"]
+    if len(class_names) > 2:
+        columns += [f"p_{n}" for n in class_names]
+    columns += [c for c in ("pneumonia_probability_at_site_prevalence",) if rows and c in rows[0]]
+    columns.append("error")
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def heatmap_figure(image, cam, title: str):
+    """One X-ray with its Grad-CAM overlay, a title and a colour bar."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), layout="constrained")
+    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+    shown = ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    bar = fig.colorbar(shown, ax=ax, shrink=0.8)
+    bar.set_label("Grad-CAM (0-1, per image)")
+    return fig
+
+
+def write_heatmaps(saved, rows: list[dict], folder) -> list[Path]:
+    """One PNG per scored image in ``folder``: the X-ray, its Grad-CAM overlay,
+    the score and the decision in the title."""
+    import matplotlib.pyplot as plt
+
+    from .explain import grad_cam
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written, used = [], set()
+    for row in rows:
+        if row["error"]:
+            continue
+        image = load_image(row["path"], saved.image_size)
+        cam = grad_cam(saved.model, image[None])[0]
+        name = Path(row["path"]).stem
+        stem, k = name, 1
+        while stem in used:  # the same file name in two folders
+            k += 1
+            stem = f"{name}_{k}"
+        used.add(stem)
+        title = (f"{Path(row['path']).name}\nscore {row['pneumonia_probability']:.3f}: "
+                 f"{row['decision']} (threshold {saved.threshold:.3f})")
+        fig = heatmap_figure(image, cam, title)
+        out = folder / f"{stem}.png"
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        written.append(out)
+    return written
+
+
+def check_outputs_outside_inputs(outputs, inputs) -> None:
+    """Refuse an output path inside a folder of images being scored."""
+    for out in outputs:
+        if out is None:
+            continue
+        o = resolve(out)
+        for i in inputs:
+            folder = resolve(i)
+            if folder.is_dir() and (o == folder or folder in o.parents):
+                raise ValueError(f"{out} is inside {i}, a folder being scored; write outputs "
+                                 "elsewhere (nothing is written beside the images)")

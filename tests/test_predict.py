@@ -1,0 +1,250 @@
+"""Using a saved model: the model file and its metadata, `pneumo predict` on
+real X-rays, bad files, DICOM input and heat maps."""
+
+import csv
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from pneumo_helpers import modelfile, prepare_data, recipes
+from pneumo_helpers.cli import main
+
+
+@pytest.fixture(scope="module")
+def small_model(data_dir, tmp_path_factory):
+    """A tiny equalised CNN trained on real X-rays, saved with its metadata."""
+    data = prepare_data(data_dir, "binary", 32, 32, seed=3, max_train_images=160)
+    recipe = recipes.get_recipe("equalized")
+    trained = recipes.fit_recipe(recipe, data, seed=3, epochs=1)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    modelfile.save(trained.model, path, modelfile.model_info(data, recipe, trained.thresholds,
+                                                             0.98))
+    return path, trained, data
+
+
+@pytest.fixture
+def images(data_dir, tmp_path):
+    """Six real X-rays (three of each class) in a folder of their own."""
+    folder = tmp_path / "xrays"
+    (folder / "sub").mkdir(parents=True)
+    for cls, n in (("NORMAL", 3), ("PNEUMONIA", 3)):
+        for i, f in enumerate(sorted((data_dir / "test" / cls).iterdir())[:n]):
+            shutil.copyfile(f, folder / ("sub" if i == 0 else ".") / f.name)
+    (folder / ".DS_Store").write_bytes(b"x")
+    return folder
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_model_file_carries_what_it_needs(small_model):
+    path, trained, data = small_model
+    saved = modelfile.load(path)
+    info = saved.info
+    assert info["image_size"] == 32 and info["class_names"] == ["normal", "pneumonia"]
+    assert saved.threshold == trained.thresholds["pneumonia"] and info["target_recall"] == 0.98
+    assert info["tta_frames"] and info["recipe"] == "equalized"
+    assert info["data"]["train"] == {"normal": 80, "pneumonia": 80}
+    assert "grayscale" in info["preprocessing"]
+    x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(saved.model.predict(x, verbose=0),
+                               trained.model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_predict_real_xrays(small_model, images, tmp_path, capsys):
+    path, trained, _ = small_model
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(path), str(images), "--out", str(out), "--no-progress"]) == 0
+    rows = read_rows(out)
+    assert list(rows[0]) == ["path", "pneumonia_probability", "decision", "error"]
+    assert len(rows) == 6 and not any(r["error"] for r in rows)  # .DS_Store skipped
+    assert any("/sub/" in r["path"] for r in rows)  # folders searched recursively
+    t = trained.thresholds["pneumonia"]
+    for r in rows:
+        p = float(r["pneumonia_probability"])
+        assert 0 <= p <= 1 and r["decision"] == ("pneumonia" if p >= t else "normal")
+    # the same image scored twice gives the same number
+    first = rows[0]["path"]
+    again = tmp_path / "again.csv"
+    assert main(["predict", str(path), first, first, "--out", str(again), "--no-progress"]) == 0
+    twice = read_rows(again)
+    assert twice[0]["pneumonia_probability"] == twice[1]["pneumonia_probability"] == rows[0][
+        "pneumonia_probability"]
+    assert "scored 1 of 2" not in capsys.readouterr().out
+    assert sorted(p.name for p in images.rglob("*")) == sorted(
+        p.name for p in images.rglob("*"))  # nothing new beside the images
+    assert not list(images.rglob("*.csv")) and not list(images.rglob("*.png"))
+
+
+def test_predict_goes_on_after_a_corrupt_file(small_model, images, tmp_path, capsys):
+    path, _, _ = small_model
+    (images / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (images / "notes.txt").write_text("not scored: not an image suffix inside a folder")
+    out = tmp_path / "p.csv"
+    status = main(["predict", str(path), str(images), str(images / "notes.txt"), "--out",
+                   str(out), "--no-progress"])
+    assert status == 1  # not every image was scored
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
+    assert len(rows) == 8
+    assert "cannot decode" in rows["broken.jpeg"]["error"]
+    assert "not a JPEG, PNG or DICOM file" in rows["notes.txt"]["error"]
+    assert sum(r["error"] == "" for r in rows.values()) == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_outputs_never_beside_the_images(small_model, images, capsys):
+    path, _, _ = small_model
+    assert main(["predict", str(path), str(images), "--out", str(images / "p.csv")]) == 1
+    assert "inside" in capsys.readouterr().err and not (images / "p.csv").exists()
+
+
+def _dicom(path, pixels, photometric, slope=1.0, intercept=0.0, frames=None, with_pixels=True):
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "DX", "test"
+    if with_pixels:
+        ds.PhotometricInterpretation = photometric
+        ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 12, 11
+        ds.PixelRepresentation = 0
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        if frames:
+            ds.NumberOfFrames = frames
+            pixels = np.stack([pixels] * frames)
+        ds.Rows, ds.Columns = pixels.shape[-2:]
+        ds.PixelData = pixels.astype("uint16").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_input(small_model, data_dir, tmp_path, capsys):
+    from PIL import Image
+
+    path, _, _ = small_model
+    xray = sorted((data_dir / "test" / "PNEUMONIA").iterdir())[0]
+    gray = np.asarray(Image.open(xray).convert("L"), dtype="float64")
+    pixels = np.round(gray * 4095 / 255)  # 12-bit, bone bright
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    _dicom(folder / "mono2.dcm", pixels, "MONOCHROME2")
+    _dicom(folder / "mono1.dcm", 4095 - pixels, "MONOCHROME1")  # bone dark: inverted on reading
+    _dicom(folder / "rescaled.dcm", pixels / 2, "MONOCHROME2", slope=2.0, intercept=-100.0)
+    out = tmp_path / "d.csv"
+    assert main(["predict", str(path), str(folder), str(xray), "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = {r["path"].rsplit("/", 1)[-1]: float(r["pneumonia_probability"])
+            for r in read_rows(out)}
+    # MONOCHROME1 and MONOCHROME2 of the same pixels, and a rescaled copy, score alike
+    assert rows["mono1.dcm"] == pytest.approx(rows["mono2.dcm"], abs=1e-4)
+    assert rows["rescaled.dcm"] == pytest.approx(rows["mono2.dcm"], abs=0.02)
+    # and like the JPEG they came from
+    assert rows["mono2.dcm"] == pytest.approx(rows[xray.name], abs=0.05)
+
+    _dicom(folder / "frames.dcm", pixels, "MONOCHROME2", frames=2)
+    _dicom(folder / "report.dcm", pixels, "MONOCHROME2", with_pixels=False)
+    capsys.readouterr()
+    assert main(["predict", str(path), str(folder), "--out", str(out), "--no-progress"]) == 1
+    rows = {r["path"].rsplit("/", 1)[-1]: r["error"] for r in read_rows(out)}
+    assert rows["frames.dcm"] == "multi-frame DICOM (2 frames), expected one X-ray image"
+    assert rows["report.dcm"] == "DICOM file without an image (no pixel data)"
+
+
+def test_heatmaps(small_model, images, tmp_path):
+    from PIL import Image
+
+    path, _, _ = small_model
+    heat = tmp_path / "heat"
+    assert main(["predict", str(path), str(images), "--out", str(tmp_path / "p.csv"),
+                 "--heatmaps", str(heat), "--no-progress"]) == 0
+    pngs = sorted(heat.glob("*.png"))
+    assert len(pngs) == 6
+    picture = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    assert picture.shape[0] > 300 and picture.shape[1] > 300
+    assert picture.std() > 10  # an image, not a blank page
+
+    from pneumo_helpers.explain import grad_cam
+    from pneumo_helpers.predict import load_image
+    saved = modelfile.load(path)
+    cam = grad_cam(saved.model, load_image(next(images.glob("*.jpeg")), 32)[None])[0]
+    assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+
+
+def test_site_prevalence(small_model, images, tmp_path, capsys):
+    path, _, _ = small_model
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(path), str(images), "--out", str(out), "--site-prevalence",
+                 "--no-progress"]) == 0
+    rows = read_rows(out)
+    assert "pneumonia_probability_at_site_prevalence" in rows[0]
+    assert "estimated share of pneumonia among these images" in capsys.readouterr().err
+
+
+def test_model_files_that_are_refused(small_model, tmp_path, capsys):
+    import keras
+
+    path, _, _ = small_model
+    plain = tmp_path / "plain.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]).save(plain)
+    with pytest.raises(modelfile.ModelFileError, match="without pneumo's metadata"):
+        modelfile.load(plain)
+
+    newer = tmp_path / "newer.keras"
+    shutil.copyfile(path, newer)
+    info = json.loads(zipfile.ZipFile(newer).read("pneumo.json"))
+    info["format_version"] = modelfile.FORMAT_VERSION + 1
+    rewrite(newer, info)
+    with pytest.raises(modelfile.ModelFileError, match="model file format 2"):
+        modelfile.load(newer)
+
+    # a model with a Python lambda: Keras' safe mode refuses to run it
+    lam = tmp_path / "lambda.keras"
+    model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Lambda(lambda x: x * 2),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+    modelfile.save(model, lam, json.loads(zipfile.ZipFile(path).read("pneumo.json")))
+    with pytest.raises(modelfile.ModelFileError, match="refused by Keras' safe mode") as err:
+        modelfile.load(lam)
+    assert "\n" not in str(err.value)
+
+    (tmp_path / "junk.keras").write_text("not a zip")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "junk.keras"), str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("error: ") and "not a .keras model file"
+
+
+def rewrite(path, info):
+    """Replace pneumo.json inside a .keras archive."""
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist() if n != "pneumo.json"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+        z.writestr("pneumo.json", json.dumps(info))
+
+
+def test_predict_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--out", "--heatmaps", "--batch-size", "--site-prevalence", "--no-progress",
+                   "PATH", "DICOM"):
+        assert option in text
+
+
+def test_python_dash_m_works_too():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pneumo_helpers", "predict", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--heatmaps" in out.stdout
