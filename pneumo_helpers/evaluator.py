@@ -138,6 +138,23 @@ def instruments_from_document(doc: dict) -> dict:
     return out
 
 
+SHORT_NAMES = {  # in reading order: validation, counter-framed, stress views, sanity
+    "val_auc": "AUC", "val_recall": "recall", "val_specificity": "spec", "threshold": "threshold",
+    "cf_auc": "cf AUC", "cf_recall": "cf recall", "cf_specificity": "cf spec",
+    "stress_counter_exposed_specificity": "exposed spec",
+    "stress_zoom_in_1.2_specificity": "zoom-in spec", "stress_worst_auc": "worst-view AUC",
+    "stress_worst_recall": "worst-view recall", "stress_worst_specificity": "worst-view spec",
+    "sanity_auc": "sanity AUC", "sanity_specificity": "sanity spec"}
+
+
+def short_table(table: pd.DataFrame, keep=("recipe", "seed")) -> pd.DataFrame:
+    """The columns of :data:`SHORT_NAMES` (and ``keep``) under their short names:
+    validation (``AUC``, ``spec``), counter-framed (``cf``), stress views,
+    the 16 sanity images."""
+    cols = [c for c in (*keep, *SHORT_NAMES) if c in table]
+    return table[cols].rename(columns=SHORT_NAMES)
+
+
 def comparison_table(rows: list[dict]) -> pd.DataFrame:
     """Rows of :func:`comparison_row` as a table indexed by model name."""
     return pd.DataFrame(rows).set_index("model")

@@ -119,8 +119,8 @@ def augmentation(strength: str = "strong", seed: int = 42,
         return keras.Sequential([layers.Identity()], name="augmentation")
     return keras.Sequential([
         RandomReframe(zoom=zoom, shift=0.15, rotation=6.0, gamma=(0.7, 1.4),
-                      aspect=(0.85, 1.18), seed=seed),
-        layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1),
+                      aspect=(0.85, 1.18), seed=seed, dtype="float32"),
+        layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1, dtype="float32"),
     ], name="augmentation")
 
 
@@ -156,6 +156,7 @@ def original_cnn(image_size: int = 224) -> keras.Model:
 def robust_cnn(
     image_size: int = 128,
     filters: tuple[int, ...] = (16, 32, 64, 128),
+    convs_per_block: int = 1,
     stem_stride: int = 2,
     body_crop: bool = False,
     equalize: bool = False,
@@ -177,9 +178,10 @@ def robust_cnn(
     framing), ``equalize`` (:class:`HistogramEqualization`, the same image
     whatever its exposure curve), the random ``augment``\ ation (training
     only; zoom range ``zoom``), ``standardize`` (per-image zero mean, unit
-    variance), then one 3x3 convolution (``batch_norm``, ReLU) and max pooling
-    per entry of ``filters``, the first one strided by ``stem_stride`` (2
-    quarters the cost of the network for a small loss of detail), global
+    variance), then per entry of ``filters`` a block of ``convs_per_block``
+    3x3 convolutions (``batch_norm``, ReLU) and max pooling, the very first
+    convolution strided by ``stem_stride`` (2 quarters the cost of the network
+    for a small loss of detail), global
     ``pooling`` (``"avg"``, ``"max"``, or ``"flatten"`` for a dense head),
     dropout, and the task's head.
     """
@@ -187,18 +189,20 @@ def robust_cnn(
         raise ValueError(f"pooling must be 'avg', 'max' or 'flatten', got {pooling!r}")
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((image_size, image_size, 1))
-    x = BodyCrop(name="body_crop")(inputs) if body_crop else inputs
-    x = HistogramEqualization(name="equalize")(x) if equalize else x
+    # preprocessing stays in float32 under mixed precision; the convolutions follow the policy
+    x = BodyCrop(name="body_crop", dtype="float32")(inputs) if body_crop else inputs
+    x = HistogramEqualization(name="equalize", dtype="float32")(x) if equalize else x
     x = augmentation(augment, seed=seed, zoom=zoom)(x)
     if standardize:
-        x = PerImageStandardization()(x)
+        x = PerImageStandardization(dtype="float32")(x)
     for i, f in enumerate(filters):
-        x = layers.Conv2D(f, 3, strides=stem_stride if i == 0 else 1, padding="same",
-                          use_bias=not batch_norm, kernel_regularizer=reg,
-                          name=f"conv{i + 1}_1")(x)
-        if batch_norm:
-            x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
+        for j in range(convs_per_block):
+            x = layers.Conv2D(f, 3, strides=stem_stride if i == j == 0 else 1, padding="same",
+                              use_bias=not batch_norm, kernel_regularizer=reg,
+                              name=f"conv{i + 1}_{j + 1}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D,
          "flatten": layers.Flatten}[pooling]()(x)

@@ -108,13 +108,18 @@ def stress_plot(stress: pd.DataFrame, title: str = "stress test") -> plt.Figure:
     return fig
 
 
+def _short(column: str) -> str:
+    from .evaluator import SHORT_NAMES
+    return SHORT_NAMES.get(column, column)
+
+
 def comparison(table: pd.DataFrame, columns=("val_auc", "cf_auc", "val_specificity",
                                              "stress_worst_specificity"),
                title: str = "models compared") -> plt.Figure:
     """Grouped bars of a comparison table indexed by model name."""
     cols = [c for c in columns if c in table]
     fig, ax = plt.subplots(figsize=(1.4 * len(table) + 4, 3.8))
-    table[cols].plot.bar(ax=ax, rot=20, ylim=(0, 1.05))
+    table[cols].rename(columns=_short).plot.bar(ax=ax, rot=20, ylim=(0, 1.05))
     ax.set(title=title, xlabel="")
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
@@ -137,7 +142,7 @@ def seed_strip(table: pd.DataFrame, columns=("threshold", "val_specificity", "cf
             v = table.loc[table[by] == r, col].astype(float)
             ax.plot(v, np.full(len(v), i), "o", alpha=0.7, color="tab:blue")
             ax.plot([v.min(), v.max()], [i, i], "-", color="tab:blue", alpha=0.4)
-        ax.set(title=col, yticks=range(len(recipes)))
+        ax.set(title=_short(col), yticks=range(len(recipes)))
         ax.grid(alpha=0.3)
     axes[0][0].set_yticklabels(recipes)
     axes[0][0].invert_yaxis()

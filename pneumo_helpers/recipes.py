@@ -47,15 +47,16 @@ RECIPES = {r.name: r for r in [
            model=dict(equalize=True)),
     Recipe("equalized_tta_out", "equalized, with test-time views that zoom out but never in",
            model=dict(equalize=True), tta_frames=TTA_ZOOM_OUT),
+    Recipe("equalized_deep", "equalized, two convolutions per block",
+           model=dict(equalize=True, convs_per_block=2)),
+    Recipe("equalized_deep_tta_out", "equalized_deep, with test-time views that zoom out but "
+           "never in", model=dict(equalize=True, convs_per_block=2), tta_frames=TTA_ZOOM_OUT),
     Recipe("equalized_body_crop", "equalized, each image first cropped to the body's width",
            model=dict(equalize=True, body_crop=True)),
     Recipe("zoom_0.7_2.0", "robust_cnn with random zoom up to 2x (crops of a quarter of the "
            "image)", model=dict(zoom=(0.7, 2.0))),
-    Recipe("max_pooling", "robust_cnn with global max pooling (the strongest local evidence)",
-           model=dict(pooling="max")),
-    Recipe("wide", "robust_cnn with twice the filters", model=dict(filters=(32, 64, 128, 256))),
 ]}
-DEFAULT_RECIPE = "robust_cnn"
+DEFAULT_RECIPE = "equalized_deep"  # chosen in chapter 07 on validation instruments
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
@@ -68,17 +69,21 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 def fit_recipe(recipe, data, seed: int, epochs: int = 15, target_recall: float = 0.98,
                learning_rate: float | None = None, patience: int = 6,
-               verbose=0) -> TrainedModel:
+               verbose=0, strategy=None) -> TrainedModel:
     """Train ``recipe`` on ``data`` with training seed ``seed`` (weights,
     augmentation and shuffling; the patient split is ``data``'s), early
-    stopping and operating points on validation."""
+    stopping and operating points on validation. With a ``tf.distribute``
+    ``strategy``, the model is built in its scope (see ``distribute``)."""
+    from .distribute import scope
+
     recipe = get_recipe(recipe)
     set_seed(seed)
-    model = recipe.build(data.image_size, data.task, seed)
+    with scope(strategy):
+        model = recipe.build(data.image_size, data.task, seed)
     trained = train(f"{recipe.name} seed {seed}", model, data, epochs=epochs,
                     learning_rate=learning_rate or recipe.learning_rate,
                     target_recall=target_recall, lr_schedule=True, patience=patience,
-                    verbose=verbose, tta=recipe.tta())
+                    verbose=verbose, tta=recipe.tta(), strategy=strategy, shuffle_seed=seed)
     trained.extra["seed"] = seed
     return trained
 
@@ -119,7 +124,9 @@ def ensemble(trained: list[TrainedModel], data, target_recall: float = 0.98) -> 
 # ------------------------------------------------------------- comparing recipes
 
 def _cache_key(name, data, seed, epochs, target_recall) -> dict:
-    return {"recipe": name, "seed": seed, "epochs": epochs, "target_recall": target_recall,
+    from . import __version__
+
+    return {"package_version": __version__, "recipe": get_recipe(name).__repr__(), "seed": seed, "epochs": epochs, "target_recall": target_recall,
             "image_size": data.image_size, "batch_size": data.batch_size, "split_seed": data.seed,
             "task": data.task.name, "n_train": int((data.table["subset"] == "train").sum()),
             "n_validation": int((data.table["subset"] == "validation").sum())}
@@ -136,16 +143,19 @@ def _from_json(scores: dict) -> dict:
 
 
 def scored_training(name, data, seed: int, epochs: int = 15, target_recall: float = 0.98,
-                    cache_dir=None) -> dict:
+                    cache_dir=None, trained_models: dict | None = None) -> dict:
     """Train recipe ``name`` with ``seed`` and score it on every instrument:
     ``{"scores": evaluator.model_scores(...), "thresholds", "timing"}``. With
     ``cache_dir``, the result (scores and figures, not the model) is kept in
     ``<cache_dir>/<recipe>/seed<seed>.json`` and reused when the recipe, seed,
-    data and parameters match."""
+    data and parameters match. ``trained_models`` (a dict) keeps the fitted
+    models of this session, so that recipes differing only in their
+    test-time views share one training."""
     import json
     from pathlib import Path
 
     from . import evaluator
+    from .training import choose_on_validation
 
     key = _cache_key(name, data, seed, epochs, target_recall)
     path = Path(cache_dir) / name / f"seed{seed}.json" if cache_dir else None
@@ -154,8 +164,17 @@ def scored_training(name, data, seed: int, epochs: int = 15, target_recall: floa
         if cached.get("key") == key:
             return {"scores": _from_json(cached["scores"]), "thresholds": cached["thresholds"],
                     "timing": cached["timing"]}
-    trained = fit_recipe(name, data, seed, epochs=epochs, target_recall=target_recall)
-    out = {"scores": evaluator.model_scores(trained, data, get_recipe(name).tta()),
+    recipe = get_recipe(name)
+    same_model = (repr(sorted(recipe.model.items())), recipe.learning_rate, seed, epochs)
+    if trained_models is not None and same_model in trained_models:
+        fitted = trained_models[same_model]
+        trained = choose_on_validation(name, fitted.model, data, target_recall, recipe.tta(),
+                                       fitted.history, fitted.timing)
+    else:
+        trained = fit_recipe(name, data, seed, epochs=epochs, target_recall=target_recall)
+        if trained_models is not None:
+            trained_models[same_model] = trained
+    out = {"scores": evaluator.model_scores(trained, data, recipe.tta()),
            "thresholds": trained.thresholds, "timing": trained.timing}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,11 +193,12 @@ def compare(names, data, seeds, epochs: int = 15, target_recall: float = 0.98, c
 
     seeds = list(seeds)
     labels = data.labels("validation")
-    rows = []
+    rows, trained_models = [], {}
     for name in names:
         runs = []
         for seed in seeds:
-            run = scored_training(name, data, seed, epochs, target_recall, cache_dir)
+            run = scored_training(name, data, seed, epochs, target_recall, cache_dir,
+                                  trained_models)
             runs.append(run)
             ins = evaluator.instruments_from_scores(data, run["scores"], run["thresholds"])
             rows.append({"recipe": name, "seed": str(seed),
