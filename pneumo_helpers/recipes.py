@@ -53,6 +53,9 @@ RECIPES = {r.name: r for r in [
            "never in", model=dict(equalize=True, convs_per_block=2), tta_frames=TTA_ZOOM_OUT),
     Recipe("equalized_body_crop", "equalized, each image first cropped to the body's width",
            model=dict(equalize=True, body_crop=True)),
+    Recipe("equalized_no_augment", "histogram equalisation, no random augmentation and no "
+           "test-time views (chapter 04's unaugmented steps ranked the counter-framed subset best)",
+           model=dict(equalize=True, augment="none"), tta_frames=()),
     Recipe("zoom_0.7_2.0", "robust_cnn with random zoom up to 2x (crops of a quarter of the "
            "image)", model=dict(zoom=(0.7, 2.0))),
 ]}
