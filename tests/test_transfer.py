@@ -50,9 +50,13 @@ def test_unknown_backbone_scaling_needs_an_explicit_mode():
 
 
 def test_missing_weights_one_clear_line(tmp_path, monkeypatch, offline):
+    import keras.src.utils.file_utils as fu
+
     home = tmp_path / "empty_keras_home"
     home.mkdir()
     monkeypatch.setenv("KERAS_HOME", str(home))
+    # Keras fixed its cache folder when imported; keep the user's ~/.keras out of this test
+    monkeypatch.setattr(fu.config, "keras_home", lambda: str(home))
     with pytest.raises(T.MissingWeightsError) as info:
         T.transfer_model("MobileNet", image_size=96, alpha=0.25)
     msg = str(info.value)
