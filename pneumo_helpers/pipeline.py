@@ -57,7 +57,7 @@ def decoded(table: pd.DataFrame, image_size: int = 128, label_column: str | None
     ``label_column`` names the table column used as target (``None`` for
     images alone). Augmentation lives in the models (training only)."""
     if len(table) == 0:
-        raise ValueError("make_dataset got an empty table")
+        raise ValueError("no images to decode: the table is empty")
     paths = tf.data.Dataset.from_tensor_slices(table["path"].astype(str).to_numpy())
     images = paths.map(lambda p: decode_image(p, image_size), num_parallel_calls=AUTOTUNE)
     if label_column is not None:

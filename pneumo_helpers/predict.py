@@ -97,21 +97,21 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> 
     ``pneumonia_probability``, ``decision`` at the model's threshold, the
     class probabilities for a three-class model, and ``error`` (empty when
     scored)."""
+    import tensorflow as tf
+
     from .augment import tta_transforms
     from .metrics import pneumonia_score
+    from .training import predict
 
     files = find_images(paths)
     rows, batch, where = [], [], []
-    tta = tta_transforms(saved.tta_frames) if saved.tta_frames else []
-    transforms = [None] + list(tta)
+    tta = tta_transforms(saved.tta_frames) if saved.tta_frames else None
 
     def flush():
         if not batch:
             return
-        x = np.stack(batch)
-        outs = [saved.model.predict(x if t is None else np.asarray(t(x)), verbose=0)
-                for t in transforms]
-        probs = np.mean(outs, axis=0)
+        x = tf.data.Dataset.from_tensors(np.stack(batch))
+        probs, _ = predict(saved.model, x, tta)  # the same test-time views as in training
         p = pneumonia_score(probs)
         for i, row_index in enumerate(where):
             row = rows[row_index]
