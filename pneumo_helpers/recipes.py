@@ -129,7 +129,8 @@ def ensemble(trained: list[TrainedModel], data, target_recall: float = 0.98) -> 
 def _cache_key(name, data, seed, epochs, target_recall) -> dict:
     from . import __version__
 
-    return {"package_version": __version__, "recipe": get_recipe(name).__repr__(), "seed": seed, "epochs": epochs, "target_recall": target_recall,
+    return {"package_version": __version__, "recipe": repr(get_recipe(name)), "seed": seed,
+            "epochs": epochs, "target_recall": target_recall,
             "image_size": data.image_size, "batch_size": data.batch_size, "split_seed": data.seed,
             "task": data.task.name, "n_train": int((data.table["subset"] == "train").sum()),
             "n_validation": int((data.table["subset"] == "validation").sum())}
