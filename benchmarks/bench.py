@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's graph-building chatter
-import pneumo_helpers  # noqa: E402  (imports TensorFlow quietly)
-from pneumo_helpers import BINARY, load_image_table, models, prepare_data, recipes  # noqa: E402
-from pneumo_helpers.pipeline import make_dataset  # noqa: E402
-from pneumo_helpers.training import compile_model, set_seed  # noqa: E402
+import pneumo_helpers
+from pneumo_helpers.data import load_image_table, prepare_data
+from pneumo_helpers.data.pipeline import make_dataset
+from pneumo_helpers.modeling import models, recipes
+from pneumo_helpers.modeling.training import compile_model, set_seed
+from pneumo_helpers.tasks import BINARY
 
 
 def peak_memory_mb() -> float:
@@ -80,7 +82,7 @@ def decoding(data_dir, size) -> dict:
     decoded whole, and at reduced size, then resized."""
     import tensorflow as tf
 
-    from pneumo_helpers.pipeline import decode_image
+    from pneumo_helpers.data.images import decode as decode_image
 
     files = [str(p) for p in sorted(Path(data_dir).glob("val/*/*.jpeg"))]
     if not files:

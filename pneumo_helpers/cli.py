@@ -34,8 +34,13 @@ def html_report(notebook, html, with_code: bool = False) -> Path:
 
 
 def predict(args) -> int:
-    from . import modelfile
-    from .predict import check_outputs_outside_inputs, score_images, write_csv, write_heatmaps
+    from .use import modelfile
+    from .use.scoring import (
+        check_outputs_outside_inputs,
+        score_images,
+        write_csv,
+        write_heatmaps,
+    )
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -112,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-data":
-            from .data import main as check_data
+            from .data.table import main as check_data
             return check_data([args.data_dir])
         if args.command == "check-output":
-            from .report import check_output_dir
+            from .use.runfolder import check_output_dir
             print(check_output_dir(args.output_dir, args.data_dir, create=args.create))
             return 0
         if args.command == "predict":

@@ -29,7 +29,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def table(data_dir):
-    from pneumo_helpers import load_image_table
+    from pneumo_helpers.data import load_image_table
     return load_image_table(data_dir)
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pneumo_helpers.augment import RandomReframe, reframe
-from pneumo_helpers.stress import stress_table, view_scores
+from pneumo_helpers.evaluation.stress import stress_table, view_scores
+from pneumo_helpers.modeling.augment import RandomReframe, reframe
 
 
 def half_image(n=2, size=20):
@@ -61,8 +61,8 @@ def test_stress_test_catches_a_framing_shortcut():
 
 
 def test_transform_intensity_changes():
-    from pneumo_helpers.augment import gaussian_blur
-    from pneumo_helpers.stress import transform
+    from pneumo_helpers.evaluation.stress import transform
+    from pneumo_helpers.modeling.augment import gaussian_blur
     x = half_image(1, 20)
     np.testing.assert_allclose(np.asarray(transform(x)), x, atol=1e-6)
     blurred = np.asarray(gaussian_blur(x, 1.0))
@@ -77,7 +77,7 @@ def test_transform_intensity_changes():
 def test_counter_exposed_gives_the_other_class_exposure():
     import tensorflow as tf
 
-    from pneumo_helpers.stress import EXPOSURE_LEVELS, counter_exposed
+    from pneumo_helpers.evaluation.stress import EXPOSURE_LEVELS, counter_exposed
 
     levels = np.linspace(0, 1, EXPOSURE_LEVELS, dtype="float32")
     bank = np.stack([np.tile(levels ** 2, (3, 1)),  # "normal" curves: dark

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from pneumo_helpers import DataError, load_image_table
-from pneumo_helpers.data import main as check_data_main, parse_filename
+from pneumo_helpers.data import load_image_table
+from pneumo_helpers.data.table import main as check_data_main
+from pneumo_helpers.data.table import parse_filename
+from pneumo_helpers.errors import DataError
 
 from .conftest import write_image
-
 
 # Counts from ../shared/data/README.md
 EXPECTED = {("train", "NORMAL"): 1107, ("train", "PNEUMONIA"): 3484,
@@ -65,7 +66,7 @@ def snapshot(root: Path):
 
 
 def test_data_folder_is_only_read(tiny_data):
-    from pneumo_helpers.pipeline import load_arrays
+    from pneumo_helpers.data.pipeline import load_arrays
     before = snapshot(tiny_data)
     load_arrays(load_image_table(tiny_data), image_size=16)
     assert snapshot(tiny_data) == before
@@ -188,7 +189,7 @@ def test_data_error_renders_as_one_line_in_jupyter():
 
 def test_every_accepted_file_decodes_in_the_pipeline(tiny_data):
     # the rule: what the check accepts, the training pipeline decodes
-    from pneumo_helpers.pipeline import make_dataset
+    from pneumo_helpers.data.pipeline import make_dataset
     write_image(tiny_data / "train" / "NORMAL" / "IM-0500-0001.png", mode="RGB", fmt="PNG")
     table = load_image_table(tiny_data)
     assert sum(len(y) for _, y in make_dataset(table, 16, 4)) == len(table)
@@ -261,7 +262,8 @@ def test_file_name_the_pipeline_cannot_encode(tiny_data):
 
 def test_skipped_images_are_reported(tiny_data):
     import warnings as w
-    from pneumo_helpers.data import DataWarning
+
+    from pneumo_helpers.errors import DataWarning
     write_image(tiny_data / "train" / "IM-0400-0001.jpeg")  # directly in train/
     (tiny_data / "train" / "NORMAL" / "extra").mkdir()
     write_image(tiny_data / "train" / "NORMAL" / "extra" / "IM-0401-0001.jpeg")
@@ -292,7 +294,7 @@ def test_names_without_a_patient_are_reported(tiny_data, capsys):
 
 
 def test_split_without_a_class_in_validation_is_an_error(tiny_data):
-    from pneumo_helpers import prepare_data
+    from pneumo_helpers.data import prepare_data
     # one normal patient in train/: validation would get no normal image
     folder = tiny_data / "train" / "NORMAL"
     for p in sorted(folder.iterdir())[1:]:
@@ -305,7 +307,7 @@ def test_split_without_a_class_in_validation_is_an_error(tiny_data):
 @pytest.mark.parametrize("spelling", ["{d}/train/out", "{d}/train/../out/", "{d}//x/", "link"])
 def test_output_inside_data_folder_refused_however_spelled(tiny_data, tmp_path, spelling,
                                                            monkeypatch):
-    from pneumo_helpers.report import check_output_dir
+    from pneumo_helpers.use.runfolder import check_output_dir
     monkeypatch.chdir(tmp_path)
     (tmp_path / "link").symlink_to(tiny_data)
     out = spelling.format(d=tiny_data)
@@ -322,7 +324,7 @@ def os_relpath(path, start):
 
 
 def test_tilde_means_home(tmp_path, monkeypatch, tiny_data):
-    from pneumo_helpers.report import check_output_dir
+    from pneumo_helpers.use.runfolder import check_output_dir
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     out = check_output_dir("~/reports", tiny_data)
     assert out == (tmp_path / "home" / "reports").resolve() and out.is_dir()
@@ -332,7 +334,7 @@ def test_tilde_means_home(tmp_path, monkeypatch, tiny_data):
 
 
 def test_earlier_files_in_the_output_folder_are_named(tmp_path, capsys):
-    from pneumo_helpers.report import files_in, print_written
+    from pneumo_helpers.use.runfolder import files_in, print_written
     (tmp_path / "old_figure.png").write_bytes(b"x")
     (tmp_path / "metrics.json").write_text("{}")
     before = files_in(tmp_path)
@@ -347,7 +349,7 @@ def test_data_folder_read_through_gfile(tiny_data):
     # and others where the installed TensorFlow supports them) works as data_dir
     import tensorflow as tf
 
-    from pneumo_helpers.pipeline import make_dataset
+    from pneumo_helpers.data.pipeline import make_dataset
     root = "ram://pneumo_test/chest_xray"
     for p in tiny_data.rglob("*.jpeg"):
         target = f"{root}/{p.relative_to(tiny_data).as_posix()}"

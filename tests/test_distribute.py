@@ -13,8 +13,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 import keras
-from pneumo_helpers import BINARY, distribute, models
-from pneumo_helpers.training import compile_model, set_seed
+from pneumo_helpers.tasks import BINARY
+from pneumo_helpers.modeling import distribute, models
+from pneumo_helpers.modeling.training import compile_model, set_seed
 
 rng = np.random.default_rng(0)
 x = rng.random((64, 32, 32, 1)).astype("float32")
@@ -64,7 +65,7 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
 
 
 def test_unknown_strategy_and_missing_tf_config(monkeypatch):
-    from pneumo_helpers import distribute
+    from pneumo_helpers.modeling import distribute
     with pytest.raises(ValueError, match="distribute must be one of 'none', 'mirrored'"):
         distribute.get_strategy("tpu")
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -77,7 +78,7 @@ def test_unknown_strategy_and_missing_tf_config(monkeypatch):
 def test_mixed_precision_keeps_the_output_in_float32():
     import keras
 
-    from pneumo_helpers import distribute, models
+    from pneumo_helpers.modeling import distribute, models
     try:
         assert distribute.set_precision(True) == "mixed_float16"
         m = models.robust_cnn(32, filters=(4, 8), equalize=True)

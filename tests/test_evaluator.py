@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from pneumo_helpers import evaluator, recipes
+from pneumo_helpers.evaluation import instruments as evaluator
+from pneumo_helpers.modeling import recipes
 
 
 def row(recipe, seed, auc, spec, threshold, cf_spec=0.9, exposed=0.9, zoom_in=0.6, cf_auc=0.97):

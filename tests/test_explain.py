@@ -1,7 +1,12 @@
 import numpy as np
 
-from pneumo_helpers import models
-from pneumo_helpers.explain import grad_cam, last_conv_layer, pick_examples, plot_grad_cam
+from pneumo_helpers.evaluation.explain import (
+    grad_cam,
+    last_conv_layer,
+    pick_examples,
+    plot_grad_cam,
+)
+from pneumo_helpers.modeling import models
 
 
 def test_grad_cam_shapes_and_range():

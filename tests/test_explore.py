@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from pneumo_helpers import load_image_table
-from pneumo_helpers import explore
+from pneumo_helpers.data import explore, load_image_table
 
 from .conftest import ROOT
 
@@ -107,7 +106,7 @@ def test_image_stats_and_class_means():
 @pytest.mark.slow
 def test_real_border_intensity_shows_framing(table):
     """The README's number: the 20 leftmost columns (224 px) are darker in NORMAL."""
-    from pneumo_helpers.pipeline import load_arrays
+    from pneumo_helpers.data.pipeline import load_arrays
 
     sample = table[table["split"] == "train"].groupby("label").sample(n=400, random_state=0)
     out = explore.border_intensity(*load_arrays(sample, 224), width=20)

@@ -75,7 +75,7 @@ def test_final_notebook_metrics_document(binary_run):
     s = doc["sanity"]["confusion"]
     assert s["tn"] + s["fp"] == 8 and s["fn"] + s["tp"] == 8  # Kaggle's 16 val images
     seeds = doc["seeds"]
-    from pneumo_helpers.recipes import DEFAULT_RECIPE
+    from pneumo_helpers.modeling.recipes import DEFAULT_RECIPE
     assert doc["params"]["recipe"] == DEFAULT_RECIPE
     assert [r["model"] for r in seeds["per_seed"]] == [f"{DEFAULT_RECIPE} seed {s}" for s in (1, 2)]
     thresholds = [r["threshold"] for r in seeds["per_seed"]]
@@ -106,7 +106,7 @@ def test_final_notebook_outputs(binary_run):
 
 @pytest.mark.slow
 def test_model_card_and_model_file_agree_with_metrics(binary_run):
-    from pneumo_helpers import modelfile
+    from pneumo_helpers.use import modelfile
 
     doc, _, out = binary_run
     card = (out / "MODEL_CARD.md").read_text()
@@ -200,7 +200,7 @@ def test_bad_parameters_stop_before_any_work(data_dir, tmp_path, name, value, wo
 
 
 def test_output_inside_data_folder_is_refused(tiny_data):
-    from pneumo_helpers.report import check_output_dir
+    from pneumo_helpers.use.runfolder import check_output_dir
     with pytest.raises(ValueError, match="inside the data folder"):
         check_output_dir(tiny_data / "train" / "reports", tiny_data)
     assert not (tiny_data / "train" / "reports").exists()

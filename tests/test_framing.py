@@ -4,7 +4,8 @@ the train patients only, and picking what it says it picks."""
 import numpy as np
 import pytest
 
-from pneumo_helpers import framing, prepare_data
+from pneumo_helpers.data import prepare_data
+from pneumo_helpers.evaluation import framing
 
 
 def test_border_mask_is_a_frame():

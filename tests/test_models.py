@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pneumo_helpers import models
+from pneumo_helpers.modeling import models
 
 
 def test_original_cnn_matches_the_original_description():
@@ -44,7 +44,6 @@ def test_keras_file_round_trip(tmp_path):
 
 
 def test_average_model_is_one_file(tmp_path):
-    import keras
     members = [models.robust_cnn(32, filters=(4, 8), seed=s, name=f"m{s}") for s in (1, 2)]
     mean = models.average_model(members)
     x = np.random.default_rng(0).random((3, 32, 32, 1)).astype("float32")
@@ -58,7 +57,7 @@ def test_average_model_is_one_file(tmp_path):
 
 
 def test_histogram_equalization_ignores_exposure():
-    from pneumo_helpers.models import HistogramEqualization
+    from pneumo_helpers.modeling.layers import HistogramEqualization
     x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32") ** 2
     eq = HistogramEqualization()
     y = np.asarray(eq(x))
@@ -72,7 +71,8 @@ def test_histogram_equalization_ignores_exposure():
 def test_same_seed_same_numbers(data_dir):
     """A training's numbers depend on its seed alone: not on the process, and
     not on the trainings that ran before it on the same data."""
-    from pneumo_helpers import prepare_data, recipes
+    from pneumo_helpers.data import prepare_data
+    from pneumo_helpers.modeling import recipes
 
     data = prepare_data(data_dir, "binary", 32, 16, seed=3, max_train_images=96)
 

@@ -9,8 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from pneumo_helpers import modelfile, prepare_data, recipes
 from pneumo_helpers.cli import main
+from pneumo_helpers.data import prepare_data
+from pneumo_helpers.modeling import recipes
+from pneumo_helpers.use import modelfile
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def test_predict_goes_on_after_a_corrupt_file(small_model, images, tmp_path, cap
     assert status == 1  # not every image was scored
     rows = {r["path"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
     assert len(rows) == 8
-    assert "cannot decode" in rows["broken.jpeg"]["error"]
+    assert rows["broken.jpeg"]["error"].startswith("unreadable image (")  # the header check
     assert "not a JPEG, PNG or DICOM file" in rows["notes.txt"]["error"]
     assert sum(r["error"] == "" for r in rows.values()) == 6
     err = capsys.readouterr().err.strip().splitlines()
@@ -174,8 +176,8 @@ def test_heatmaps(small_model, images, tmp_path):
     assert picture.shape[0] > 300 and picture.shape[1] > 300
     assert picture.std() > 10  # an image, not a blank page
 
-    from pneumo_helpers.explain import grad_cam
-    from pneumo_helpers.predict import load_image
+    from pneumo_helpers.data.images import load_image
+    from pneumo_helpers.evaluation.explain import grad_cam
     saved = modelfile.load(path)
     cam = grad_cam(saved.model, load_image(next(images.glob("*.jpeg")), 32)[None])[0]
     assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pneumo_helpers import load_image_table, patient_split
-from pneumo_helpers.pipeline import load_arrays, make_dataset
-from pneumo_helpers.splits import balanced_subset
+from pneumo_helpers.data import load_image_table, patient_split
+from pneumo_helpers.data.pipeline import load_arrays, make_dataset
+from pneumo_helpers.data.splits import balanced_subset
 
 from .conftest import write_image
 
@@ -76,7 +76,8 @@ def test_reduced_size_jpeg_decoding_matches_a_full_decode(data_dir):
     # then resized: nearly the image a full decode and resize gives
     import tensorflow as tf
 
-    from pneumo_helpers.pipeline import _decode, decode_image
+    from pneumo_helpers.data.images import decode_jpeg_or_png as _decode
+    from pneumo_helpers.data.images import decode as decode_image
 
     for f in sorted((data_dir / "val" / "NORMAL").iterdir())[:4]:
         data = tf.io.read_file(str(f))
@@ -92,7 +93,7 @@ def test_reduced_size_jpeg_decoding_matches_a_full_decode(data_dir):
 
 
 def test_training_order_depends_on_its_seed_alone(data_dir):
-    from pneumo_helpers import prepare_data
+    from pneumo_helpers.data import prepare_data
     data = prepare_data(data_dir, "binary", 16, 64, seed=1, max_train_images=200)
 
     def first_epoch(ds):

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pneumo_helpers import BINARY, TERNARY, load_image_table, patient_split
+from pneumo_helpers.data import load_image_table, patient_split
+from pneumo_helpers.tasks import BINARY, TERNARY
 
 
 @pytest.fixture(scope="module")

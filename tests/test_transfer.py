@@ -7,9 +7,10 @@ import urllib.error
 import numpy as np
 import pytest
 
-from pneumo_helpers import BINARY, SplitData, load_image_table, patient_split
-from pneumo_helpers import transfer as T
-from pneumo_helpers.splits import balanced_subset
+from pneumo_helpers.data import SplitData, load_image_table, patient_split
+from pneumo_helpers.data.splits import balanced_subset
+from pneumo_helpers.modeling import transfer as T
+from pneumo_helpers.tasks import BINARY
 
 WEIGHTS_FILE = "mobilenet_2_5_224_tf_no_top.h5"
 
@@ -89,8 +90,8 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
     import h5py
     import keras
 
-    from pneumo_helpers.pipeline import load_arrays
-    from pneumo_helpers.training import set_seed
+    from pneumo_helpers.data.pipeline import load_arrays
+    from pneumo_helpers.modeling.training import set_seed
 
     set_seed(1)
     data = tiny_real_data
@@ -118,8 +119,8 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
                for layer in top if layer.weights)
     assert not any(layer.trainable for layer in base.layers[:-12] if layer.weights)
 
-    from pneumo_helpers import evaluator
-    from pneumo_helpers.stress import views_for
+    from pneumo_helpers.evaluation import instruments as evaluator
+    from pneumo_helpers.evaluation.stress import views_for
     instruments = evaluator.validation_instruments(result, data)
     assert list(instruments["stress"].index) == list(views_for(data))
     test = evaluator.evaluate_test(result, data, n_boot=20)

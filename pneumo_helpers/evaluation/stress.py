@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from .augment import gaussian_blur, reframe
+from ..modeling.augment import gaussian_blur, reframe
 
 # name -> arguments of :func:`transform`: zoom < 1 zooms out (black border),
 # shifts are fractions of the width / height (positive: right / down); blur is
@@ -67,7 +67,7 @@ def exposure_bank(table: pd.DataFrame, image_size: int, per_class: int = 64,
     """Intensity quantile curves, ``(2, per_class, EXPOSURE_LEVELS)``, of
     ``per_class`` images of each class (row 0 normal, row 1 pneumonia) drawn
     from ``table`` (the training subset: never validation or test)."""
-    from .pipeline import make_dataset
+    from ..data.pipeline import make_dataset
 
     levels = np.linspace(0, 1, EXPOSURE_LEVELS)
     bank = []
@@ -127,7 +127,7 @@ def view_scores(model, dataset, tta=None, views: dict = VIEWS) -> dict:
     label)``, decoded and transformed batch by batch): ``{view: scores}``. A
     view is either keyword arguments of :func:`transform` or a callable
     ``(images, labels) -> images``."""
-    from .training import predict
+    from ..modeling.training import predict
 
     out = {}
     for name, view in views.items():
@@ -144,7 +144,7 @@ def stress_table(scores: dict, labels, task, thresholds: dict) -> pd.DataFrame:
     recall and specificity at the fixed pneumonia threshold; for the ternary
     task also 3-class accuracy and bacterial-vs-viral AUC) and the mean
     pneumonia score of normal and of pneumonia images."""
-    from .metrics import pneumonia_score
+    from ..metrics import pneumonia_score
 
     labels = np.asarray(labels)
     rows = {}

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from .tasks import Task
+from ..tasks import Task
 
 
 def set_seed(seed: int) -> None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..metrics import binary_metrics, pneumonia_score
+from ..modeling.training import TrainedModel, predict
 from . import framing
-from .metrics import binary_metrics, pneumonia_score
 from .stress import stress_table, view_scores, views_for
-from .training import TrainedModel, predict
 
 
 def counter_framed_metrics(data, scores, thresholds: dict,

@@ -21,7 +21,6 @@ virus) and patient id, all read from the folder and file names. Rules:
 from __future__ import annotations
 
 import errno
-import io
 import re
 import sys
 import warnings
@@ -29,112 +28,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .info import CLASS_FOLDERS, DATA_HELP, EXPECTED_LAYOUT, SPLITS
-
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
-MAX_PIXELS = 50_000_000  # far above any chest X-ray (about 3000 x 3000 at most)
+from ..errors import DataError, DataWarning
+from ..info import CLASS_FOLDERS, DATA_HELP, EXPECTED_LAYOUT, SPLITS
+from .images import SUFFIXES, check_image
+from .paths import GfilePath, is_hidden_or_system, resolve
 
 _NORMAL_PATIENT = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
 _PNEUMONIA_NAME = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
-
-
-class DataError(ValueError):
-    """Input data is missing or malformed. The message is one line."""
-
-    def _render_traceback_(self):  # IPython/Jupyter: show one line, no traceback
-        return [f"DataError: {self}"]
-
-
-class DataWarning(UserWarning):
-    """Something in the data folder was skipped or read in a weaker way."""
-
-
-def is_remote(path) -> bool:
-    """A path with a scheme (``gs://``, ``s3://``, ``ram://`` ...), read
-    through ``tf.io.gfile``."""
-    return "://" in str(path)
-
-
-class GfilePath:
-    """The few ``pathlib.Path`` operations the scan uses, on any path
-    ``tf.io.gfile`` reads (cloud object storage where the installed TensorFlow
-    supports it). Object stores have no links and no permissions per folder."""
-
-    def __init__(self, path: str):
-        self.path = str(path).rstrip("/")
-
-    def __truediv__(self, name) -> "GfilePath":
-        return GfilePath(f"{self.path}/{name}")
-
-    def __str__(self) -> str:
-        return self.path
-
-    def __repr__(self) -> str:
-        return f"GfilePath({self.path!r})"
-
-    def __eq__(self, other) -> bool:
-        return str(self) == str(other)
-
-    def __lt__(self, other) -> bool:
-        return str(self) < str(other)
-
-    def __hash__(self) -> int:
-        return hash(self.path)
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-    @property
-    def suffix(self) -> str:
-        return Path(self.name).suffix
-
-    def _gfile(self):
-        import tensorflow as tf
-        return tf.io.gfile
-
-    def exists(self) -> bool:
-        return self._gfile().exists(self.path)
-
-    def is_dir(self) -> bool:
-        return self._gfile().isdir(self.path)
-
-    def is_file(self) -> bool:
-        return self.exists() and not self.is_dir()
-
-    def is_symlink(self) -> bool:
-        return False
-
-    def iterdir(self):
-        return (self / name.rstrip("/") for name in self._gfile().listdir(self.path))
-
-    def rglob(self, pattern: str = "*"):
-        for folder, dirs, files in self._gfile().walk(self.path):
-            for name in [*dirs, *files]:
-                yield GfilePath(f"{str(folder).rstrip('/')}/{name.rstrip('/')}")
-
-    def read_bytes(self) -> bytes:
-        with self._gfile().GFile(self.path, "rb") as f:
-            return f.read()
-
-    def size(self) -> int:
-        return self._gfile().stat(self.path).length
-
-
-def resolve(path):
-    """A path resolved once, the same way everywhere: ``~`` expanded, made
-    absolute, symbolic links and ``..`` resolved, trailing slashes dropped. A
-    path with a scheme (``gs://...``) is kept as given, as a :class:`GfilePath`."""
-    if is_remote(path):
-        return GfilePath(path)
-    return Path(str(path)).expanduser().resolve()
-
-
-def is_hidden_or_system(path: Path) -> bool:
-    """Files the Kaggle zip carries beside the images (``.DS_Store``, ``Thumbs.db``...)."""
-    name = path.name
-    return name.startswith(".") or name.startswith("__") or name.lower() in IGNORED_NAMES
 
 
 def parse_filename(name: str, class_name: str) -> tuple[str, str | None]:
@@ -205,7 +105,7 @@ def _images_below(folder: Path) -> list[Path]:
     """Image files anywhere below ``folder`` (for the skipped-images notes)."""
     found = []
     for p in folder.rglob("*"):
-        if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden_or_system(p) and p.is_file():
+        if p.suffix.lower() in SUFFIXES and not is_hidden_or_system(p) and p.is_file():
             found.append(p)
     return found
 
@@ -227,7 +127,7 @@ def scan(root: Path, splits=SPLITS) -> tuple[list[dict], list[str]]:
             if is_hidden_or_system(entry):
                 continue
             kind = _kind(entry)
-            if kind == "file" and entry.suffix.lower() in IMAGE_SUFFIXES:
+            if kind == "file" and entry.suffix.lower() in SUFFIXES:
                 loose.append(entry)
             elif kind == "dir" and entry.name not in CLASS_FOLDERS:
                 others.extend(_images_below(entry))
@@ -246,9 +146,9 @@ def scan(root: Path, splits=SPLITS) -> tuple[list[dict], list[str]]:
                 if _kind(p) == "dir":
                     nested.extend(_images_below(p))
                     continue
-                if p.suffix.lower() not in IMAGE_SUFFIXES:
-                    raise DataError(
-                        f"{p}: unexpected file, expected only .jpeg/.jpg/.png images in {folder}")
+                if p.suffix.lower() not in SUFFIXES:
+                    raise DataError(f"{p}: unexpected file, expected only "
+                                    f"{'/'.join(SUFFIXES)} images in {folder}")
                 _check_name(p)
                 images.append(p)
             _note(notes, len(nested), f"in sub-folders of {folder}", nested[0] if nested else None)
@@ -267,50 +167,6 @@ def scan(root: Path, splits=SPLITS) -> tuple[list[dict], list[str]]:
         for r in unnamed:
             r["patient"] = Path(r["path"]).stem
     return rows, notes
-
-
-# ------------------------------------------------------------------- images
-
-def check_image(path: Path) -> tuple[int, int, int]:
-    """``(width, height, channels)`` of an image that the pipeline's decoder
-    (TensorFlow's ``decode_image``, one channel) decodes without error; the
-    header is read first (format, size, colour space), the pixels are decoded
-    once. Otherwise one DataError line naming the file."""
-    import tensorflow as tf
-    from PIL import Image, UnidentifiedImageError
-
-    expected = "expected a complete grayscale or RGB JPEG or PNG image"
-    try:
-        remote = isinstance(path, GfilePath)
-        if (path.size() if remote else path.stat().st_size) == 0:
-            raise DataError(f"{path}: empty file (0 bytes), {expected}")
-        source = io.BytesIO(path.read_bytes()) if remote else path
-        with Image.open(source) as im:
-            fmt, (width, height), mode = im.format, im.size, im.mode
-            if fmt not in ("JPEG", "PNG"):
-                raise DataError(f"{path}: {fmt} image, {expected}")
-            if width * height > MAX_PIXELS:
-                raise DataError(f"{path}: absurdly large image ({width} x {height} pixels), "
-                                f"{expected} of at most {MAX_PIXELS // 1_000_000} megapixels")
-            if mode == "CMYK":
-                raise DataError(f"{path}: JPEG in the CMYK colour space, which TensorFlow "
-                                "cannot decode; convert it to grayscale or RGB")
-            channels = len(im.getbands())
-    except DataError:
-        raise
-    except PermissionError:
-        raise DataError(f"cannot read {path} (permission denied)") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image file, {expected}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: unreadable image ({err}), {expected}") from None
-    try:
-        tf.io.decode_image(tf.io.read_file(str(path)), channels=1, expand_animations=False)
-    except tf.errors.OpError as err:
-        reason = str(err.message).split("[Op:")[0].strip().rstrip(".")
-        raise DataError(f"{path}: TensorFlow cannot decode this {fmt} ({reason}), "
-                        f"{expected}") from None
-    return width, height, channels
 
 
 def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
@@ -337,8 +193,9 @@ def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
             from tqdm.auto import tqdm
 
             paths = tqdm(paths, desc="checking images", unit="img")
-        sizes = [check_image(p) for p in paths]
-        table[["width", "height", "channels"]] = pd.DataFrame(sizes, index=table.index)
+        headers = [check_image(p) for p in paths]
+        table[["width", "height", "channels"]] = pd.DataFrame(
+            [(h.width, h.height, h.channels) for h in headers], index=table.index)
     table.attrs["notes"] = notes
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)

@@ -11,96 +11,11 @@ only in training.
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
+from ..tasks import get_task
 from .augment import RandomReframe
-from .tasks import get_task
-
-
-@keras.saving.register_keras_serializable(package="pneumo")
-class PerImageStandardization(layers.Layer):
-    """Scale each image to zero mean and unit variance (removes exposure and
-    contrast differences between machines and sites)."""
-
-    def call(self, x):
-        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        std = ops.std(x, axis=(1, 2, 3), keepdims=True)
-        return (x - mean) / ops.maximum(std, 1e-3)
-
-
-@keras.saving.register_keras_serializable(package="pneumo")
-class HistogramEqualization(layers.Layer):
-    """Map each image's intensities through its own cumulative histogram
-    (``bins`` bins), so every image uses the whole [0, 1] range evenly
-    whatever its exposure, contrast or processing curve: any increasing
-    change of intensities gives the same output (black stays black).
-    Expects images in [0, 1]."""
-
-    def __init__(self, bins: int = 256, **kwargs):
-        super().__init__(**kwargs)
-        self.bins = bins
-
-    def call(self, x):
-        import tensorflow as tf
-
-        shape = tf.shape(x)
-        flat = tf.reshape(x, (shape[0], -1))
-        idx = tf.clip_by_value(tf.cast(flat * (self.bins - 1) + 0.5, tf.int32), 0, self.bins - 1)
-        counts = tf.cast(tf.math.bincount(idx, minlength=self.bins, maxlength=self.bins,
-                                          axis=-1), x.dtype)
-        cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
-        low = cdf[:, :1]  # the share of the darkest bin maps to 0
-        out = (tf.gather(cdf, idx, batch_dims=1) - low) / tf.maximum(1.0 - low, 1e-6)
-        return tf.reshape(tf.clip_by_value(out, 0.0, 1.0), shape)
-
-    def get_config(self):
-        return {**super().get_config(), "bins": self.bins}
-
-
-@keras.saving.register_keras_serializable(package="pneumo")
-class BodyCrop(layers.Layer):
-    """Crop each image horizontally to the body and stretch it back to full
-    width: a canonical framing, whatever margin of dark background the X-ray
-    was taken or stored with.
-
-    The body is where the column profile (the mean of each pixel column over
-    the central 60% of rows, lightly smoothed) rises above ``threshold`` of
-    its range, widened by ``margin`` (a fraction of the width) on each side.
-    Crops narrower than ``min_width`` are not trusted: the image is kept
-    whole. The same in training and in use."""
-
-    def __init__(self, threshold: float = 0.25, margin: float = 0.02, min_width: float = 0.3,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.threshold, self.margin, self.min_width = threshold, margin, min_width
-
-    def call(self, x):
-        import tensorflow as tf
-
-        h, w = int(x.shape[1]), int(x.shape[2])
-        profile = tf.reduce_mean(x[:, int(0.2 * h):int(0.8 * h), :, 0], axis=1)
-        profile = tf.nn.conv1d(profile[..., None], tf.ones((5, 1, 1), x.dtype) / 5.0, 1,
-                               "SAME")[..., 0]
-        low = tf.reduce_min(profile, axis=1, keepdims=True)
-        high = tf.reduce_max(profile, axis=1, keepdims=True)
-        body = profile > low + self.threshold * (high - low)
-        columns = tf.range(w)[None, :]
-        first = tf.reduce_min(tf.where(body, columns, w), axis=1)
-        last = tf.reduce_max(tf.where(body, columns, -1), axis=1)
-        left = tf.maximum(tf.cast(first, x.dtype) / w - self.margin, 0.0)
-        right = tf.minimum(tf.cast(last + 1, x.dtype) / w + self.margin, 1.0)
-        trusted = right - left >= self.min_width
-        left, right = tf.where(trusted, left, 0.0), tf.where(trusted, right, 1.0)
-        zero = tf.zeros_like(left)
-        boxes = tf.stack([zero, left, zero + 1.0, right], axis=1)
-        return tf.image.crop_and_resize(x, boxes, tf.range(tf.shape(x)[0]), (h, w))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold, "margin": self.margin,
-                "min_width": self.min_width}
+from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
 
 
 def augmentation(strength: str = "strong", seed: int = 42,

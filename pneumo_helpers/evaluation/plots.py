@@ -11,10 +11,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (ConfusionMatrixDisplay, PrecisionRecallDisplay,
-                             RocCurveDisplay)
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+)
 
-from .tasks import BINARY
+from ..tasks import BINARY
 
 
 def save(fig, folder, name: str) -> Path:
@@ -109,7 +112,7 @@ def stress_plot(stress: pd.DataFrame, title: str = "stress test") -> plt.Figure:
 
 
 def _short(column: str) -> str:
-    from .evaluator import SHORT_NAMES
+    from .instruments import SHORT_NAMES
     return SHORT_NAMES.get(column, column)
 
 

@@ -1,9 +1,7 @@
 """tf.data input pipelines built from the image table.
 
-Every image, JPEG or PNG, one or three channels, any size, comes out as a
-``(image_size, image_size, 1)`` float32 tensor in [0, 1] (decoded as
-grayscale, resized without keeping the aspect ratio, as the Kaggle images
-already were).
+Every image comes out of :func:`images.decode` (the one reader) as an
+``(image_size, image_size, 1)`` float32 tensor in [0, 1].
 """
 
 from __future__ import annotations
@@ -12,41 +10,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from .images import decode
+
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-JPEG_RATIOS = (8, 4, 2)  # the reduced sizes libjpeg decodes to directly
-
-
-def _decode(data: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decode to one uint8 channel. A JPEG whose shorter side is at least
-    ``ratio`` times ``image_size`` is decoded at 1/``ratio`` of its size
-    (libjpeg's scaled decoding; ``make bench`` measures its gain on Kaggle's
-    1000-2000 px originals); the resize that follows gives nearly the same
-    image as a full decode would."""
-    def full():
-        return tf.io.decode_image(data, channels=1, expand_animations=False, dtype=tf.uint8)
-
-    def jpeg():
-        shape = tf.io.extract_jpeg_shape(data)
-        short = tf.minimum(shape[0], shape[1])
-        branches = [lambda r=r: tf.io.decode_jpeg(data, channels=1, ratio=r)
-                    for r in (*JPEG_RATIOS, 1)]
-        index = tf.reduce_sum(tf.cast(short < tf.constant(JPEG_RATIOS) * image_size, tf.int32))
-        return tf.switch_case(index, branches)
-
-    image = tf.cond(tf.io.is_jpeg(data), jpeg, full)
-    image.set_shape((None, None, 1))
-    return image
-
-
-def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Read one file and return a ``(image_size, image_size, 1)`` float32 in [0, 1]."""
-    image = _decode(tf.io.read_file(path), image_size)
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
-    image.set_shape((image_size, image_size, 1))
-    return image
 
 
 def decoded(table: pd.DataFrame, image_size: int = 128, label_column: str | None = "label",
@@ -59,7 +25,7 @@ def decoded(table: pd.DataFrame, image_size: int = 128, label_column: str | None
     if len(table) == 0:
         raise ValueError("no images to decode: the table is empty")
     paths = tf.data.Dataset.from_tensor_slices(table["path"].astype(str).to_numpy())
-    images = paths.map(lambda p: decode_image(p, image_size), num_parallel_calls=AUTOTUNE)
+    images = paths.map(lambda p: decode(p, image_size), num_parallel_calls=AUTOTUNE)
     if label_column is not None:
         labels = tf.data.Dataset.from_tensor_slices(
             table[label_column].to_numpy().astype(np.int32))

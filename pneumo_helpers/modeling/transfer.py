@@ -28,8 +28,9 @@ import keras
 import numpy as np
 from keras import layers
 
+from ..errors import MissingWeightsError
+from ..tasks import get_task
 from .models import augmentation
-from .tasks import get_task
 from .training import TrainedModel, train
 
 # Input scaling of each ``keras.applications`` family, for images in [0, 1]:
@@ -54,14 +55,6 @@ _FAMILY_MODE = (
     (r"^DenseNet\d+$", "torch"),
     (r"^(EfficientNet\w+|ConvNeXt\w+|MobileNetV3\w+)$", "raw"),
 )
-
-
-class MissingWeightsError(RuntimeError):
-    """ImageNet weights are neither in ``$KERAS_HOME/models`` nor downloadable.
-    The message is one line."""
-
-    def _render_traceback_(self):  # IPython/Jupyter: one line, no traceback
-        return [f"MissingWeightsError: {self}"]
 
 
 def preprocessing_mode(backbone: str) -> str:

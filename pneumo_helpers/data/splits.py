@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import DataError, load_image_table
-from .info import SUBSET_OF_SPLIT
-from .tasks import Task, get_task
+from ..errors import DataError
+from ..info import SUBSET_OF_SPLIT
+from ..tasks import Task, get_task
+from .table import load_image_table
 
 
 def patient_split(table: pd.DataFrame, val_fraction: float = 0.15, seed: int = 42,

@@ -25,7 +25,7 @@ def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -
     (gradient of the pneumonia score with respect to ``layer``'s activations).
     For a mean of several models (``models.average_model``), the mean of their
     maps, scaled to its peak again."""
-    from .models import member_models
+    from ..modeling.models import member_models
 
     members = member_models(model)
     if len(members) > 1:

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .pipeline import make_dataset
+from ..data.pipeline import make_dataset
 
 BORDER = 0.15  # width of the frame the border model sees, as a fraction of the size
 PIXELS = 32  # the border model sees images at PIXELS x PIXELS

@@ -24,7 +24,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .info import CLASS_FOLDERS, SPLITS, TYPES
+from ..info import CLASS_FOLDERS, SPLITS, TYPES
 
 #: One colour per class and per pneumonia type, shared by every figure.
 PALETTE = {"NORMAL": "tab:blue", "PNEUMONIA": "tab:red",

@@ -18,19 +18,14 @@ from pathlib import Path
 
 import keras
 
+from ..errors import ModelFileError
+
 FORMAT = "pneumo-model"
 FORMAT_VERSION = 1  # bumped when the contract (inputs, preprocessing, metadata) changes
 ENTRY = "pneumo.json"
 PREPROCESSING = ("decoded as one grayscale channel, resized to image_size x image_size without "
                  "keeping the aspect ratio, scaled to [0, 1]; the model equalises, standardises "
                  "and augments (training only) inside itself")
-
-
-class ModelFileError(ValueError):
-    """A model file cannot be used. The message is one line."""
-
-    def _render_traceback_(self):  # IPython/Jupyter: one line, no traceback
-        return [f"ModelFileError: {self}"]
 
 
 @dataclass
@@ -60,7 +55,7 @@ def model_info(data, recipe, thresholds: dict, target_recall: float,
     """The metadata ``save`` stores: what the model takes and how its scores
     are read, and, from a run's ``metrics.json`` document ``doc``, the data
     counts and the validation, counter-framed and test figures."""
-    from . import __version__
+    from .. import __version__
 
     doc = doc or {}
 
@@ -120,7 +115,7 @@ def read_info(path) -> dict:
 def load(path) -> SavedModel:
     """Load a model written by :func:`save`, Keras safe mode on."""
     info = read_info(path)
-    from . import models  # noqa: F401  (registers the custom layers)
+    from ..modeling import models  # noqa: F401  (registers the custom layers)
 
     try:
         model = keras.models.load_model(path, safe_mode=True)

@@ -127,7 +127,7 @@ def ensemble(trained: list[TrainedModel], data, target_recall: float = 0.98) -> 
 # ------------------------------------------------------------- comparing recipes
 
 def _cache_key(name, data, seed, epochs, target_recall) -> dict:
-    from . import __version__
+    from .. import __version__
 
     return {"package_version": __version__, "recipe": repr(get_recipe(name)), "seed": seed,
             "epochs": epochs, "target_recall": target_recall,
@@ -158,7 +158,7 @@ def scored_training(name, data, seed: int, epochs: int = 15, target_recall: floa
     import json
     from pathlib import Path
 
-    from . import evaluator
+    from ..evaluation import instruments as evaluator
     from .training import choose_on_validation
 
     key = _cache_key(name, data, seed, epochs, target_recall)
@@ -193,7 +193,7 @@ def compare(names, data, seeds, epochs: int = 15, target_recall: float = 0.98, c
     same patient split: one comparison row per training (``seed`` = the seed)
     and one for the mean of each recipe's seeds' predictions (``seed`` =
     ``"mean"``), all on the validation instruments."""
-    from . import evaluator
+    from ..evaluation import instruments as evaluator
 
     seeds = list(seeds)
     labels = data.labels("validation")

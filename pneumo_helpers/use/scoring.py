@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SUFFIXES, is_hidden_or_system, resolve
-
-DICOM_SUFFIXES = (".dcm", ".dicom")
-SCORED_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
+from ..data.images import MIN_SIDE, SUFFIXES, load_image
+from ..data.paths import is_hidden_or_system, resolve
 
 
 def find_images(paths) -> list[Path]:
@@ -28,7 +26,7 @@ def find_images(paths) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             below = sorted(q for q in p.rglob("*") if q.is_file()
-                           and q.suffix.lower() in SCORED_SUFFIXES
+                           and q.suffix.lower() in SUFFIXES
                            and not any(is_hidden_or_system(part)
                                        for part in q.relative_to(p).parents if part.name)
                            and not is_hidden_or_system(q))
@@ -38,60 +36,6 @@ def find_images(paths) -> list[Path]:
     return found
 
 
-def read_dicom(path) -> np.ndarray:
-    """The pixels of a single-image DICOM file as a 2-D array in [0, 1]: the
-    modality rescale (slope, intercept) and the VOI window applied, MONOCHROME1
-    inverted so that bone is bright. Multi-frame and image-less files raise."""
-    try:
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
-    except ImportError:
-        raise ValueError("reading DICOM needs pydicom: pip install 'pneumo-helpers[dicom]'") \
-            from None
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as err:  # pydicom raises several kinds for non-DICOM input
-        raise ValueError(f"not a readable DICOM file ({type(err).__name__})") from None
-    if "PixelData" not in ds:
-        raise ValueError("DICOM file without an image (no pixel data)")
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise ValueError(f"multi-frame DICOM ({frames} frames), expected one X-ray image")
-    pixels = ds.pixel_array
-    if pixels.ndim == 3:  # colour (RGB) DICOM: gray as in the JPEG pipeline
-        pixels = pixels.mean(axis=-1)
-    pixels = apply_voi_lut(apply_modality_lut(pixels, ds), ds).astype("float64")
-    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        pixels = pixels.max() + pixels.min() - pixels
-    low, high = pixels.min(), pixels.max()
-    return ((pixels - low) / (high - low) if high > low else np.zeros_like(pixels)).astype(
-        "float32")
-
-
-def load_image(path, image_size: int) -> np.ndarray:
-    """One image as the model takes it, ``(image_size, image_size, 1)`` in [0, 1];
-    ``ValueError`` with the reason when it cannot be read."""
-    import tensorflow as tf
-
-    from .pipeline import decode_image
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in DICOM_SUFFIXES:
-        pixels = read_dicom(path)[..., None]
-        image = tf.image.resize(pixels, (image_size, image_size), antialias=True)
-        return np.clip(image.numpy(), 0, 1)
-    if suffix not in IMAGE_SUFFIXES:
-        raise ValueError(f"not a JPEG, PNG or DICOM file ({suffix or 'no suffix'})")
-    if not path.is_file():
-        raise ValueError("file not found")
-    try:
-        return decode_image(tf.constant(str(path)), image_size).numpy()
-    except tf.errors.OpError as err:
-        raise ValueError(f"cannot decode ({str(err.message).split('[Op:')[0].strip()})") \
-            from None
-
-
 def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> list[dict]:
     """One row per image of ``paths`` (see :func:`find_images`): ``path``,
     ``pneumonia_probability``, ``decision`` at the model's threshold, the
@@ -99,9 +43,9 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> 
     scored)."""
     import tensorflow as tf
 
-    from .augment import tta_transforms
-    from .metrics import pneumonia_score
-    from .training import predict
+    from ..metrics import pneumonia_score
+    from ..modeling.augment import tta_transforms
+    from ..modeling.training import predict
 
     files = find_images(paths)
     rows, batch, where = [], [], []
@@ -131,10 +75,10 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> 
         row = {"path": str(path), "pneumonia_probability": "", "decision": "", "error": ""}
         rows.append(row)
         try:
-            batch.append(load_image(path, saved.image_size))
+            batch.append(load_image(path, saved.image_size, min_side=MIN_SIDE))
             where.append(len(rows) - 1)
         except (ValueError, OSError) as err:
-            row["error"] = str(err)
+            row["error"] = str(err).removeprefix(f"{path}: ")
         if len(batch) == batch_size:
             flush()
     flush()
@@ -174,7 +118,7 @@ def write_heatmaps(saved, rows: list[dict], folder) -> list[Path]:
     the score and the decision in the title."""
     import matplotlib.pyplot as plt
 
-    from .explain import grad_cam
+    from ..evaluation.explain import grad_cam
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
