@@ -35,16 +35,10 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The output folder is checked (never inside the data folder) before anything is
-# written; paths go to the notebook as given, which resolves them itself.
+# pneumo results checks the output folder and the data, then runs the final notebook
+# into a staging folder and moves its results into OUT_DIR once it has finished.
 results: $(STAMP)
-	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null
-	$(BIN)/pneumo check-data "$(DATA_DIR)"
-	@out="$$($(BIN)/pneumo check-output --create "$(OUT_DIR)" "$(DATA_DIR)")" && \
-	$(BIN)/papermill final_notebook.ipynb "$$out/final_notebook.ipynb" \
-		-p data_dir "$(DATA_DIR)" -p output_dir "$(OUT_DIR)" && \
-	$(BIN)/pneumo report "$$out/final_notebook.ipynb" "$$out/report.html" && \
-	echo "Results in $$out: report.html, metrics.json, figures, model, executed notebook"
+	$(BIN)/pneumo results "$(DATA_DIR)" "$(OUT_DIR)"
 
 bench: $(STAMP)
 	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null

@@ -1,14 +1,17 @@
-"""``pneumo``: the command line.
+"""pneumo: score chest X-rays with a saved model, check data folders, run and report the final notebook.
 
-    pneumo check-data DATA_DIR              check a data folder, print its counts
-    pneumo check-output OUT_DIR DATA_DIR [--create]
-                                            refuse an output folder inside the data folder;
-                                            print it resolved (and create it with --create)
-    pneumo report NOTEBOOK HTML [--code]    an executed notebook as a self-contained HTML page
     pneumo predict MODEL PATH... [--out predictions.csv] [--heatmaps DIR]
                                             score X-rays (files or folders; JPEG, PNG, DICOM)
+    pneumo check-data DATA_DIR              check a data folder, print its counts
+    pneumo check-output OUT_DIR DATA_DIR [--create]
+                                            check an output folder (never inside the data
+                                            folder); print it resolved (create it with --create)
+    pneumo results DATA_DIR OUT_DIR [-p NAME VALUE]...
+                                            run the final notebook (make results)
+    pneumo report NOTEBOOK HTML [--code]    an executed notebook as a self-contained HTML page
 
-Every failure is one ``error:`` line on stderr and a non-zero exit status.
+Every failure is one "error:" line on stderr and a non-zero exit status. Importing
+this module does not import TensorFlow: --help and --version answer at once.
 """
 
 from __future__ import annotations
@@ -18,33 +21,17 @@ import sys
 from pathlib import Path
 
 
-def html_report(notebook, html, with_code: bool = False) -> Path:
-    """Write an executed notebook as one HTML file anyone can open in a
-    browser: figures embedded, code cells shown only ``with_code``."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=not with_code, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    html = Path(html)
-    html.write_text(body, encoding="utf-8")
-    return html
-
-
 def predict(args) -> int:
     from .use import modelfile
-    from .use.scoring import (
-        check_outputs_outside_inputs,
-        score_images,
-        write_csv,
-        write_heatmaps,
-    )
+    from .use.outputs import check_output_folder, check_outputs
+    from .use.scoring import is_predictions_csv, score_images, write_csv, write_heatmaps
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_outputs_outside_inputs([args.out, args.heatmaps], args.paths)
+    check_outputs({"--out": args.out}, args.paths, args.model,
+                  is_ours=lambda label, path: is_predictions_csv(path))
+    if args.heatmaps:
+        check_output_folder("--heatmaps", args.heatmaps, args.paths, args.model)
     saved = modelfile.load(args.model)
     rows = score_images(saved, args.paths, args.batch_size,
                         progress=not args.no_progress and sys.stderr.isatty())
@@ -75,7 +62,10 @@ def predict(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="pneumo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"pneumo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check-data", help="check a data folder and print its counts")
     p.add_argument("data_dir")
@@ -110,7 +100,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("notebook")
     p.add_argument("html")
     p.add_argument("--code", action="store_true", help="show the code cells too")
+    p = sub.add_parser(
+        "results", help="run the final notebook into OUT_DIR (make results)",
+        description="Run final_notebook.ipynb with papermill on DATA_DIR into OUT_DIR: the "
+        "results appear in OUT_DIR only once the run has finished; a failed run leaves the "
+        "earlier ones as they were and its partial notebook as final_notebook.failed.ipynb.")
+    p.add_argument("data_dir")
+    p.add_argument("output_dir")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"), help="a notebook parameter (as papermill's -p)")
     return parser
+
+
+def results(args) -> int:
+    import ast
+
+    from .data.table import main as check_data
+    from .use.results import make_results
+
+    if check_data([args.data_dir]) != 0:
+        return 1
+    params = {}
+    for name, value in args.parameter:
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value  # a string
+    out = make_results(args.data_dir, args.output_dir, params, progress=sys.stderr.isatty())
+    print(f"Results in {out}: report.html, metrics.json, MODEL_CARD.md, model.keras, figures, "
+          "the executed notebook")
+    return 0
+
+
+def report(args) -> int:
+    from .use.outputs import check_outputs
+    from .use.report import html_report, is_html_report
+
+    if not Path(args.notebook).is_file():
+        raise ValueError(f"notebook not found: {args.notebook}")
+    check_outputs({"html": args.html}, [args.notebook],
+                  is_ours=lambda label, path: is_html_report(path))
+    print(f"wrote {html_report(args.notebook, args.html, args.code)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,11 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return predict(args)
         if args.command == "report":
-            if not Path(args.notebook).is_file():
-                raise ValueError(f"notebook not found: {args.notebook}")
-            print(f"wrote {html_report(args.notebook, args.html, args.code)}")
-            return 0
-    except (ValueError, OSError) as err:  # DataError and ModelFileError are ValueErrors
+            return report(args)
+        if args.command == "results":
+            return results(args)
+    except (ValueError, OSError, RuntimeError) as err:  # the package's errors are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 2

@@ -212,11 +212,22 @@ def in_words(m: dict) -> str:
             f"ROC AUC {m['roc_auc']:.3f}, threshold {m['threshold']:.3f})")
 
 
-def per_hundred(m: dict) -> str:
+def per_hundred(m) -> str:
     """The operating point as a clinician reads it: of 100 children with
-    pneumonia, how many are missed; of 100 healthy ones, how many are flagged."""
-    return (f"of 100 children with pneumonia, {100 * (1 - m['recall']):.0f} are missed; "
-            f"of 100 healthy children, {100 * (1 - m['specificity']):.0f} are flagged")
+    pneumonia, how many are missed; of 100 healthy ones, how many are flagged.
+    ``m`` holds ``recall`` and ``specificity``."""
+    missed = round(100 * (1 - float(m["recall"])))
+    flagged = round(100 * (1 - float(m["specificity"])))
+    return (f"of 100 children with pneumonia, {missed} {'is' if missed == 1 else 'are'} missed; "
+            f"of 100 healthy children, {flagged} {'is' if flagged == 1 else 'are'} flagged")
+
+
+def predictive_values(recall: float, specificity: float, prevalence: float) -> tuple:
+    """Positive and negative predictive values at ``prevalence`` (Bayes' rule)."""
+    tp, fn = recall * prevalence, (1 - recall) * prevalence
+    fp, tn = (1 - specificity) * (1 - prevalence), specificity * (1 - prevalence)
+    return (tp / (tp + fp) if tp + fp else float("nan"),
+            tn / (tn + fn) if tn + fn else float("nan"))
 
 
 def three_class_in_words(three: dict, bv: dict) -> str:

@@ -333,17 +333,6 @@ def test_tilde_means_home(tmp_path, monkeypatch, tiny_data):
         check_output_dir("~/x", tiny_data)
 
 
-def test_earlier_files_in_the_output_folder_are_named(tmp_path, capsys):
-    from pneumo_helpers.use.runfolder import files_in, print_written
-    (tmp_path / "old_figure.png").write_bytes(b"x")
-    (tmp_path / "metrics.json").write_text("{}")
-    before = files_in(tmp_path)
-    print_written(tmp_path, ["metrics.json", "model.keras"], before)
-    out = capsys.readouterr().out
-    assert "wrote to" in out and "metrics.json, model.keras" in out
-    assert "from an earlier run (left as they were): old_figure.png" in out
-
-
 def test_data_folder_read_through_gfile(tiny_data):
     # any path tf.io.gfile reads (here TensorFlow's in-memory file system; gs://
     # and others where the installed TensorFlow supports them) works as data_dir

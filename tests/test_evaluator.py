@@ -3,8 +3,7 @@
 import pandas as pd
 import pytest
 
-from pneumo_helpers.evaluation import instruments as evaluator
-from pneumo_helpers.modeling import recipes
+from pneumo_helpers.evaluation import instruments, selection
 
 
 def row(recipe, seed, auc, spec, threshold, cf_spec=0.9, exposed=0.9, zoom_in=0.6, cf_auc=0.97):
@@ -17,12 +16,17 @@ def row(recipe, seed, auc, spec, threshold, cf_spec=0.9, exposed=0.9, zoom_in=0.
 def test_seed_spread_by_hand():
     rows = [row("a", "1", 0.99, 0.90, 0.10), row("a", "2", 0.98, 0.94, 0.30),
             row("a", "3", 0.97, 0.92, 0.20)]
-    out = evaluator.seed_spread(rows)
-    assert out["per_seed"] == rows
-    assert out["spread"]["threshold"] == pytest.approx(
+    out = selection.seed_spread(rows)
+    assert out.loc["threshold"].to_dict() == pytest.approx(
         {"min": 0.10, "max": 0.30, "mean": 0.20, "range": 0.20})
-    assert out["spread"]["val_specificity"]["range"] == pytest.approx(0.04)
-    assert "val_accuracy" not in out["spread"]  # only figures the rows have
+    assert out.loc["val_specificity"].to_dict() == pytest.approx(
+        {"min": 0.90, "max": 0.94, "mean": 0.92, "range": 0.04})
+    assert "val_accuracy" not in out.index  # only figures the rows have
+    # per recipe, the same numbers
+    table = pd.DataFrame(rows + [row("b", "1", 0.9, 0.5, 0.5), row("b", "mean", 0.9, 0.9, 0.9)])
+    spread = selection.spread_table(table)
+    assert spread.loc["a", "threshold_range"] == pytest.approx(0.20)
+    assert spread.loc["b", "val_specificity_range"] == 0  # the mean row is not a seed
 
 
 def test_choose_keeps_auc_then_shift_specificity_then_steadiness():
@@ -42,8 +46,8 @@ def test_choose_keeps_auc_then_shift_specificity_then_steadiness():
         row("sharp", "1", 0.995, 0.95, 0.1, 0.8, 0.7, 0.5),
         row("sharp", "mean", 0.995, 0.95, 0.1, 0.8, 0.7, 0.5),
     ])
-    assert recipes.choose(table) == "steady"
-    spread = recipes.spread_table(table)
+    assert selection.choose(table) == "steady"
+    spread = selection.spread_table(table)
     assert spread.loc["wandering", "val_specificity_range"] == pytest.approx(0.09)
     assert spread.loc["wandering", "threshold_range"] == pytest.approx(0.4)
     assert spread.loc["steady", "val_specificity_range"] == 0
@@ -51,6 +55,6 @@ def test_choose_keeps_auc_then_shift_specificity_then_steadiness():
 
 def test_short_table_names():
     t = pd.DataFrame([row("a", "1", 0.99, 0.9, 0.1)])
-    short = evaluator.short_table(t)
+    short = instruments.short_table(t)
     assert list(short.columns[:4]) == ["recipe", "seed", "AUC", "spec"]
     assert "exposed spec" in short and "zoom-in spec" in short

@@ -9,6 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from pneumo_helpers.data import explore, load_image_table
+from pneumo_helpers.evaluation.plots import save
 
 from .conftest import ROOT
 
@@ -31,8 +32,8 @@ def framed(n_normal=4, n_pneumonia=6, size=32, width=8):
 
 # ------------------------------------------------------------------ tables
 
-def test_count_table_on_tiny_folder(tiny_table):
-    counts = explore.count_table(tiny_table)
+def test_type_counts_on_tiny_folder(tiny_table):
+    counts = explore.type_counts(tiny_table)
     assert counts.to_numpy().sum() == len(tiny_table) == 18
     assert list(counts.index) == ["train", "val", "test"]
     assert list(counts.columns) == [("NORMAL", "normal"), ("PNEUMONIA", "bacteria"),
@@ -41,8 +42,8 @@ def test_count_table_on_tiny_folder(tiny_table):
     assert counts[("PNEUMONIA", "virus")].tolist() == [2, 2, 2]
 
 
-def test_count_table_on_real_data(table):
-    counts = explore.count_table(table)
+def test_type_counts_on_real_data(table):
+    counts = explore.type_counts(table)
     assert counts.to_numpy().sum() == len(table)
     assert counts.loc["train"].tolist() == [1107, 2274, 1210]
     assert counts.loc["val", ("PNEUMONIA", "virus")] == 0  # Kaggle's val has no viral image
@@ -121,7 +122,7 @@ def test_real_border_intensity_shows_framing(table):
 def test_plot_class_balance_labels_every_bar(tiny_table):
     fig = explore.plot_class_balance(tiny_table)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
-    by_type = explore.count_table(tiny_table).to_numpy().ravel()
+    by_type = explore.type_counts(tiny_table).to_numpy().ravel()
     assert sorted(int(t.get_text()) for t in fig.axes[1].texts) == sorted(by_type)
     assert sum(int(t.get_text()) for t in fig.axes[0].texts) == len(tiny_table)
 
@@ -148,7 +149,7 @@ def test_plot_framing(tmp_path):
     images, labels = framed()
     fig = explore.plot_framing(images, labels, width=8)
     assert len(fig.axes) == 7  # 2 mean images, difference + colour bar, 3 plots
-    path = explore.save_figure(fig, tmp_path / "new" / "folder", "framing.png")
+    path = save(fig, tmp_path / "new" / "folder", "framing")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="both classes"):
         explore.plot_framing(images[labels == 0], labels[labels == 0])

@@ -54,7 +54,7 @@ def binary_run(small_data, tmp_path_factory):
 def test_final_notebook_metrics_document(binary_run):
     doc, _, _ = binary_run
     assert {"params", "task", "data", "validation", "counter_framed", "stress", "sanity",
-            "seeds", "test", "timing"} <= set(doc)
+            "seeds", "test", "timing", "package_version", "date"} <= set(doc)
     assert doc["params"]["image_size"] == 32 and doc["task"] == "binary"
     for block in ("validation", "test"):
         assert METRIC_KEYS <= set(doc[block]["binary"])
@@ -87,8 +87,9 @@ def test_final_notebook_metrics_document(binary_run):
 @pytest.mark.slow
 def test_final_notebook_outputs(binary_run):
     doc, nb, out = binary_run
-    for name in ("model.keras", "training_curves.png", "confusion_matrix.png",
-                 "stress_test.png", "grad_cam.png", "metrics.json", "MODEL_CARD.md"):
+    for name in ("model.keras", "training_curves.png", "confusion_matrix.png", "roc_pr.png",
+                 "score_histograms.png", "stress_test.png", "grad_cam.png", "metrics.json",
+                 "MODEL_CARD.md", "pneumo-run.json"):
         assert (out / name).stat().st_size > 0, name
     # the notebook opens with its result, written from its own numbers
     first = next(c for c in nb["cells"] if c["cell_type"] == "code"
@@ -117,8 +118,12 @@ def test_model_card_and_model_file_agree_with_metrics(binary_run):
         lo, hi = test["ci95"][k]
         assert f"{test[k]:.3f} (95% CI {lo:.3f}-{hi:.3f})" in row
     assert f"threshold ({val['threshold']:.3f})" in card
-    missed = round(100 * (1 - test["recall"]))
-    assert f"of 100 children with pneumonia, {missed} are missed" in card
+    from pneumo_helpers.metrics import per_hundred
+    assert per_hundred(test) in card
+    assert "the mean of 2 networks trained with seeds 1-2" in card
+    for figure in ("confusion_matrix.png", "roc_pr.png", "score_histograms.png"):
+        assert f"]({figure})" in card and (out / figure).is_file()  # linked, beside the card
+    assert "**PPV / NPV**" in card and "**specificity**" in card
     info = modelfile.read_info(out / "model.keras")
     assert info["thresholds"]["pneumonia"] == val["threshold"]
     assert info["test"]["roc_auc"] == test["roc_auc"] and info["image_size"] == 32
@@ -135,9 +140,11 @@ def test_html_report_holds_the_result_and_the_figures(binary_run):
     text = html.read_text()
     assert text.count("data:image/png;base64,") >= 5  # figures embedded, no side files
     assert f"ROC AUC {doc['test']['binary']['roc_auc']:.3f}" in text  # the result summary
-    assert "instruments_from_scores" not in text  # no code unless asked
+    assert "seed_rows" not in text  # no code unless asked
+    assert "<title>pneumo: binary.ipynb</title>" in text
+    # the page it wrote may be replaced by the same command, with the code shown
     assert main(["report", str(out.parent / f"{out.name}.ipynb"), str(html), "--code"]) == 0
-    assert "instruments_from_scores" in html.read_text()
+    assert "seed_rows" in html.read_text()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -50,14 +50,18 @@ def test_border_model_needs_both_classes_in_train(data):
 
 
 def test_counter_framed_validation_subset(data):
-    frame = framing.add_frame_scores(data)
-    assert framing.add_frame_scores(data) is not None and "frame_score" in data.table
-    val = (data.table["subset"] == "validation").to_numpy()
-    labels = data.labels("validation")
-    mask = framing.counter_framed_mask(labels, frame[val])
+    from pneumo_helpers.evaluation.instruments import Evaluator
+
+    ev = Evaluator(data, "validation")
+    frame, mask, labels = ev.frame_scores, ev.counter_framed, ev.labels
+    assert "frame_score" not in data.table  # the evaluator keeps its inputs to itself
+    # the border model of the evaluator is the one fitted on train patients
+    np.testing.assert_allclose(frame, framing.border_scores(framing.fit_border_model(
+        data.subset("train")), data.subset("validation")))
     normals, pneumonias = mask & (labels == 0), mask & (labels == 1)
     # enough images on both sides to read an AUC and a specificity from
     assert normals.sum() >= 30 and pneumonias.sum() >= 30
     # the picked normals are framed like pneumonia, the picked pneumonias like normal
-    assert frame[val][normals].min() >= framing.NORMAL_MIN
-    assert frame[val][pneumonias].max() <= framing.PNEUMONIA_MAX
+    assert frame[normals].min() >= framing.NORMAL_MIN
+    assert frame[pneumonias].max() <= framing.PNEUMONIA_MAX
+    assert frame[(labels == 0) & ~mask].max() < framing.NORMAL_MIN

@@ -28,20 +28,45 @@ def test_threshold_for_recall_is_most_specific_reaching_target():
         M.threshold_for_recall(Y, S, 1.5)
 
 
+# five healthy, three with pneumonia; at 0.5: tn 3, fp 2, fn 1, tp 2 (no two counts alike)
+Y2 = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+S2 = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.4, 0.8, 0.9])
+
+
 def test_binary_metrics_by_hand():
-    m = M.binary_metrics(Y, S, 0.5)
-    assert m["confusion"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
-    assert m["recall"] == 0.75 and m["specificity"] == 0.75
-    assert m["precision"] == 0.75 and m["accuracy"] == 0.75 and m["f1"] == 0.75
-    assert m["roc_auc"] == pytest.approx(12 / 16)  # 12 of 16 pairs ranked right
+    m = M.binary_metrics(Y2, S2, 0.5)
+    assert m["confusion"] == {"tn": 3, "fp": 2, "fn": 1, "tp": 2}
+    assert m["recall"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(3 / 5)
+    assert m["precision"] == pytest.approx(2 / 4) and m["accuracy"] == pytest.approx(5 / 8)
+    assert m["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m["roc_auc"] == pytest.approx(13 / 15)  # 13 of 15 pairs ranked right
+    # average precision: precision 1/1, 2/2 and 3/5 at the three pneumonia images
+    assert m["pr_auc"] == pytest.approx((1 + 1 + 3 / 5) / 3)
+    assert m["threshold"] == 0.5
+
+
+def test_threshold_for_recall_at_its_boundary():
+    # recall 2/3 is reached exactly at 0.8: that threshold, not the next lower one
+    assert M.threshold_for_recall(Y2, S2, 2 / 3) == pytest.approx(0.8)
+    assert M.threshold_for_recall(Y2, S2, 2 / 3 + 1e-6) == pytest.approx(0.4)
+    assert M.threshold_for_recall(Y2, S2, 1 / 3) == pytest.approx(0.9)
+    assert M.threshold_for_recall(Y2, S2, 1.0) == pytest.approx(0.4)
+
+
+def test_predictive_values_by_hand():
+    # recall 0.9, specificity 0.8 at prevalence 0.1: tp 0.09, fp 0.18, tn 0.72, fn 0.01
+    ppv, npv = M.predictive_values(0.9, 0.8, 0.1)
+    assert ppv == pytest.approx(0.09 / 0.27) and npv == pytest.approx(0.72 / 0.73)
 
 
 def test_original_project_confusion_in_words():
     m = {"confusion": {"tn": 71, "fp": 163, "fn": 4, "tp": 386}, "recall": 386 / 390,
          "specificity": 71 / 234, "roc_auc": 0.9, "threshold": 0.5}
     assert M.in_words(m).startswith("missed 4 of 390 pneumonia cases; 163 of 234 healthy")
-    assert M.per_hundred(m) == ("of 100 children with pneumonia, 1 are missed; "
+    assert M.per_hundred(m) == ("of 100 children with pneumonia, 1 is missed; "
                                 "of 100 healthy children, 70 are flagged")
+    assert M.per_hundred({"recall": 0.97, "specificity": 0.99}) == (
+        "of 100 children with pneumonia, 3 are missed; of 100 healthy children, 1 is flagged")
 
 
 def test_metrics_need_both_classes():

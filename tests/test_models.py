@@ -43,17 +43,32 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(m(x)), rtol=1e-5)
 
 
-def test_average_model_is_one_file(tmp_path):
-    members = [models.robust_cnn(32, filters=(4, 8), seed=s, name=f"m{s}") for s in (1, 2)]
-    mean = models.average_model(members)
-    x = np.random.default_rng(0).random((3, 32, 32, 1)).astype("float32")
-    expected = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
-    np.testing.assert_allclose(mean.predict(x, verbose=0), expected, rtol=1e-5)
-    assert models.member_models(mean) == members and models.member_models(members[0]) == [
-        members[0]]
-    mean.save(tmp_path / "mean.keras")
-    again = models.load_model(tmp_path / "mean.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5)
+def test_inference_model_is_views_and_mean_in_one_file(tmp_path):
+    """The test-time views and the mean of the seeds' networks are one Keras
+    model: it scores like the views applied by hand and averaged, and saves
+    and loads as one file (safe mode)."""
+    import keras
+
+    from pneumo_helpers.modeling.augment import TTA_FRAMES, reframe
+
+    networks = [models.robust_cnn(32, filters=(4, 8), seed=s, name=f"network_seed{s}")
+                for s in (1, 2)]
+    model = models.inference_model(networks, TTA_FRAMES)
+    x = np.random.default_rng(0).random((5, 32, 32, 1)).astype("float32")
+    by_hand = np.mean([n.predict(v, verbose=0) for n in networks
+                       for v in [x] + [np.asarray(reframe(x, *f)) for f in TTA_FRAMES]], axis=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), by_hand, rtol=1e-4, atol=1e-6)
+    assert models.networks_of(model) == networks and models.networks_of(networks[0]) == [
+        networks[0]]
+    assert models.views_of(model) == TTA_FRAMES and models.views_of(networks[0]) == ()
+    model.save(tmp_path / "mean.keras")
+    again = keras.models.load_model(tmp_path / "mean.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), by_hand, rtol=1e-4, atol=1e-6)
+    assert [n.name for n in models.networks_of(again)] == ["network_seed1", "network_seed2"]
+    # without views and with one network, the model is that network's scores
+    single = models.inference_model(networks[:1])
+    np.testing.assert_allclose(single.predict(x, verbose=0), networks[0].predict(x, verbose=0),
+                               rtol=1e-6)
 
 
 def test_histogram_equalization_ignores_exposure():

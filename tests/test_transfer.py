@@ -105,31 +105,38 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
                                       f["conv1"]["conv1"]["kernel:0"][()])
     assert T.trainable_summary(model)["trainable"] == 257  # only the head: 256 + 1
 
-    result = T.train_transfer("mobilenet", model, data, epochs_frozen=1, epochs_finetune=1,
-                              unfreeze_layers=12, patience=1, verbose=0)
+    from pneumo_helpers.modeling.recipes import Recipe, fit_recipe
+    recipe = Recipe("mobilenet", "MobileNet 0.25, frozen then top blocks fine-tuned",
+                    builder="transfer", network=dict(backbone="MobileNet", alpha=0.25),
+                    learning_rate=1e-3, schedule=False, patience=1, views=(),
+                    finetune=dict(epochs=1, unfreeze_layers=12, learning_rate=1e-4))
+    result = fit_recipe(recipe, data, seed=1, epochs=1)
     assert result.history["phase"] == [1, 2]
     t = result.timing
     assert t["epochs_run"] == 2 and t["selected_phase"] in (1, 2)
     assert t["train_seconds"] == pytest.approx(t["frozen_seconds"] + t["finetune_seconds"],
                                                abs=0.02)
     assert 0 <= result.thresholds["pneumonia"] <= 1
+    network = result.networks[0]
+    base = T.backbone_of(network)
     # the top 12 backbone layers train, except batch norm; the rest stay frozen
     top = base.layers[-12:]
     assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization)
                for layer in top if layer.weights)
     assert not any(layer.trainable for layer in base.layers[:-12] if layer.weights)
 
-    from pneumo_helpers.evaluation import instruments as evaluator
-    from pneumo_helpers.evaluation.stress import views_for
-    instruments = evaluator.validation_instruments(result, data)
-    assert list(instruments["stress"].index) == list(views_for(data))
-    test = evaluator.evaluate_test(result, data, n_boot=20)
+    from pneumo_helpers.evaluation.instruments import Evaluator
+    validation = Evaluator(data, "validation")
+    instruments = validation.evaluate(result)
+    assert list(instruments["stress"].index) == list(validation.views)
+    test = Evaluator(data, "test").test(result, n_boot=20)
     assert set(test["metrics"]["binary"]) >= {"roc_auc", "recall", "specificity", "ci95"}
 
     x_test, _ = load_arrays(data.subset("test"), 96)
-
     path = tmp_path / "transfer.keras"
-    model.save(path)
-    again = keras.models.load_model(path)
-    np.testing.assert_allclose(again.predict(x_test[:4], verbose=0),
-                               model.predict(x_test[:4], verbose=0), atol=1e-5)
+    result.model.save(path)
+    again = keras.models.load_model(path, safe_mode=True)
+    expected = network.predict(x_test[:4], verbose=0)
+    np.testing.assert_allclose(again.predict(x_test[:4], verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(result.scores(data.dataset("test"))[:4], expected[:, 0],
+                               atol=1e-5)

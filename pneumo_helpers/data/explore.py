@@ -65,17 +65,9 @@ def _new_figure(width: float, height: float, **kwargs) -> Figure:
     return Figure(figsize=(width, height), layout="constrained", **kwargs)
 
 
-def save_figure(fig: Figure, folder: str | Path, name: str, dpi: int = 110) -> Path:
-    """Write ``fig`` to ``folder/name`` (creating the folder); return the path."""
-    path = Path(folder) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
-    return path
-
-
 # ------------------------------------------------------------- the table
 
-def count_table(table: pd.DataFrame) -> pd.DataFrame:
+def type_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Images per split (rows) and class x pneumonia type (columns).
 
     Rows are in split order (train, val, test), columns are
@@ -91,7 +83,7 @@ def plot_class_balance(table: pd.DataFrame) -> Figure:
 
     Every bar carries its count, so the tiny ``val`` split stays readable.
     """
-    tidy = count_table(table).melt(ignore_index=False, value_name="images").reset_index()
+    tidy = type_counts(table).melt(ignore_index=False, value_name="images").reset_index()
     fig = _new_figure(12, 4.2)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, hue, title in zip(axes, ("class_name", "type"), ("per class", "per pneumonia type")):

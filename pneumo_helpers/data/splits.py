@@ -64,37 +64,53 @@ def balanced_subset(table: pd.DataFrame, max_images: int, seed: int = 42,
 
 @dataclass
 class SplitData:
-    """The image table split into subsets, for one task, and what is derived
-    from it once and kept (``cache``): the tf.data pipelines (one per subset,
-    built on first use) and the stress test's exposure bank."""
+    """The image table split into subsets, for one task, and the tf.data
+    pipelines of its subsets, each decoded once on first use and kept
+    (``_cache``, written by this class alone)."""
 
     table: pd.DataFrame
     task: Task
     image_size: int
     batch_size: int
     seed: int
-    cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def subset(self, name: str) -> pd.DataFrame:
         return self.table[self.table["subset"] == name]
 
-    def dataset(self, name: str, shuffle_seed: int | None = None):
-        """``(image, label)`` batches of subset ``name``, decoded once and kept
-        in memory. ``train`` is shuffled each epoch, in an order that depends
-        on ``shuffle_seed`` (default: the split's seed) alone: each call gives
-        a new pipeline, so a training does not depend on those before it. The
-        other subsets keep table order."""
+    def _images(self, name: str, image_size: int, prepare=None):
+        """Decoded ``(image, label)`` pairs of subset ``name`` at ``image_size``,
+        then, if given, through ``prepare`` (a frozen Keras model applied in
+        batches, e.g. the crop to the lung fields); kept in memory."""
         from .pipeline import batched, decoded
 
-        key = ("decoded", name)
-        if key not in self.cache:
-            self.cache[key] = decoded(self.subset(name), self.image_size, self.task.label_column)
+        key = (name, image_size, None if prepare is None else getattr(prepare, "cache_key",
+                                                                        prepare.name))
+        if key not in self._cache:
+            images = decoded(self.subset(name), image_size, self.task.label_column)
+            if prepare is not None:
+                import tensorflow as tf
+
+                x = prepare.predict(batched(images.map(lambda i, y: i), 64), verbose=0)
+                images = tf.data.Dataset.from_tensor_slices((x, self.labels(name).astype("int32")))
+            self._cache[key] = images
+        return self._cache[key]
+
+    def dataset(self, name: str, image_size: int | None = None, prepare=None,
+                shuffle_seed: int | None = None):
+        """``(image, label)`` batches of subset ``name`` (decoded at
+        ``image_size``, default the split's, and prepared by ``prepare``, see
+        :meth:`_images`). ``train`` is shuffled each epoch, in an order that
+        depends on ``shuffle_seed`` (default: the split's seed) alone: each
+        call gives a new pipeline, so a training does not depend on those
+        before it. The other subsets keep table order."""
+        from .pipeline import batched
+
+        images = self._images(name, image_size or self.image_size, prepare)
         if name == "train":
             seed = self.seed if shuffle_seed is None else shuffle_seed
-            return batched(self.cache[key], self.batch_size, seed, len(self.subset(name)))
-        if ("batched", name) not in self.cache:
-            self.cache[("batched", name)] = batched(self.cache[key], self.batch_size)
-        return self.cache[("batched", name)]
+            return batched(images, self.batch_size, seed, len(self.subset(name)))
+        return batched(images, self.batch_size)
 
     def labels(self, name: str) -> np.ndarray:
         return self.subset(name)[self.task.label_column].to_numpy()
@@ -103,8 +119,14 @@ class SplitData:
         return self.subset(name)["patient"].to_numpy()
 
     def counts(self) -> dict:
-        """Images per subset and class of the task."""
+        """Images per subset and class of the task: ``{subset: {class: n}}``."""
         return self.task.counts(self.table)
+
+    def count_table(self) -> pd.DataFrame:
+        """:meth:`counts` as a table: subsets (rows, in reading order) by class."""
+        counts = pd.DataFrame(self.counts()).T
+        order = [s for s in ("train", "validation", "test", "sanity") if s in counts.index]
+        return counts.loc[order, list(self.task.class_names)]
 
 
 def prepare_data(data_dir, task: str | Task = "binary", image_size: int = 128,

@@ -20,18 +20,26 @@ def last_conv_layer(model: keras.Model) -> str:
     raise ValueError(f"{model.name} has no Conv2D layer for Grad-CAM")
 
 
-def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -> np.ndarray:
+def grad_cam(networks, images: np.ndarray, layer: str | None = None) -> np.ndarray:
     """Heat maps in [0, 1], one per image, at the input's resolution
-    (gradient of the pneumonia score with respect to ``layer``'s activations).
-    For a mean of several models (``models.average_model``), the mean of their
-    maps, scaled to its peak again."""
-    from ..modeling.models import member_models
+    (gradient of the pneumonia score with respect to ``layer``'s activations,
+    default the last convolution). ``networks``: one network or a list (the
+    seeds of a mean model, ``TrainedModel.networks``): the mean of their maps,
+    scaled to its peak again. ``images`` are what the networks take (after
+    any preprocessing such as the crop to the lung fields)."""
+    if isinstance(networks, (list, tuple)):
+        cam = np.mean([_peak_normalised(_grad_cam(n, images, layer)) for n in networks], axis=0)
+    else:
+        cam = _grad_cam(networks, images, layer)
+    return _peak_normalised(cam)
 
-    members = member_models(model)
-    if len(members) > 1:
-        cam = np.mean([grad_cam(m, images, layer) for m in members], axis=0)
-        peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
-        return cam / np.maximum(peak, 1e-8)
+
+def _peak_normalised(cam: np.ndarray) -> np.ndarray:
+    peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
+    return cam / np.maximum(peak, 1e-8)
+
+
+def _grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -> np.ndarray:
     layer = layer or last_conv_layer(model)
     x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
@@ -41,9 +49,7 @@ def grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
-    cam = tf.image.resize(cam, images.shape[1:3]).numpy()[..., 0]
-    peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
-    return cam / np.maximum(peak, 1e-8)
+    return tf.image.resize(cam, images.shape[1:3]).numpy()[..., 0]
 
 
 def _forward(model: keras.Model, x, layer: str):
@@ -66,11 +72,25 @@ def _forward(model: keras.Model, x, layer: str):
     return features, x
 
 
+CAM_LABEL = "Grad-CAM: how much each region raised the pneumonia score (0-1, per image)"
+
+
+def overlay(ax, image, cam, title: str = ""):
+    """One X-ray (gray) with its Grad-CAM map over it (``jet``, 35% opaque),
+    on ``ax``; returns the map's image for a colour bar."""
+    ax.imshow(np.asarray(image)[..., 0] if np.ndim(image) == 3 else image, cmap="gray",
+              vmin=0, vmax=1)
+    shown = ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return shown
+
+
 def plot_grad_cam(images, heatmaps, titles, ncols: int = 4) -> plt.Figure:
-    """X-rays with their Grad-CAM heat maps overlaid, a title above each
-    (two short lines at most) and one colour bar for all: 0 is a region
-    that did not raise the pneumonia score, 1 the region that raised it most
-    (each map is scaled to its own peak)."""
+    """X-rays with their Grad-CAM heat maps overlaid (:func:`overlay`), a
+    title above each (two short lines at most) and one colour bar for all: 0
+    is a region that did not raise the pneumonia score, 1 the region that
+    raised it most (each map is scaled to its own peak)."""
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols + 0.8, 3.3 * nrows),
@@ -79,12 +99,10 @@ def plot_grad_cam(images, heatmaps, titles, ncols: int = 4) -> plt.Figure:
         ax.axis("off")
     shown = None
     for ax, img, cam, title in zip(axes.ravel(), images, heatmaps, titles):
-        ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
-        shown = ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
+        shown = overlay(ax, img, cam, title)
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
-        bar.set_label("Grad-CAM: share of the pneumonia score (per image, 0-1)")
+        bar.set_label(CAM_LABEL)
     return fig
 
 

@@ -75,16 +75,6 @@ def border_scores(model, table: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(border_features(table))[:, 1]
 
 
-def add_frame_scores(data) -> np.ndarray:
-    """Give ``data.table`` a ``frame_score`` column (the border model's
-    pneumonia probability, the model fitted on the ``train`` subset only), once;
-    return the column."""
-    if "frame_score" not in data.table:
-        model = fit_border_model(data.table)
-        data.table["frame_score"] = border_scores(model, data.table)
-    return data.table["frame_score"].to_numpy()
-
-
 def counter_framed_mask(labels, frame_scores, normal_min: float = NORMAL_MIN,
                         pneumonia_max: float = PNEUMONIA_MAX) -> np.ndarray:
     """Which images are counter-framed: NORMAL (label 0) ones framed

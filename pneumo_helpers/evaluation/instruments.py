@@ -1,113 +1,167 @@
-"""One evaluator for every model and both tasks.
+"""One evaluator per split, for every model and both tasks (as
+``medmnist.Evaluator(flag, split)``): it owns the split's labels, patients and
+the inputs of the instruments, and scores models on them.
 
-:func:`validation_instruments` gives everything a model is selected on, from
-validation patients alone: the plain validation metrics at the operating
-points chosen there, the **counter-framed** validation subset (see
-``framing``), the **stress test** of validation images (see ``stress``),
-and, for the record, Kaggle's 16 ``val`` images (``sanity``: drawn like the
-official test split, too few to choose on). It works from scores
-(:func:`model_scores`), so the instruments of a mean of models come from
-the mean of their scores (:func:`average_scores`). :func:`evaluate_test` is
-the single look at ``test``, with patient-bootstrap intervals.
-:func:`comparison_row` flattens them into one row of a comparison table,
-:func:`seed_spread` summarises rows of several training seeds.
+:class:`Evaluator` on ``validation`` gives everything a model is selected on,
+from validation patients alone: the plain validation metrics at the operating
+points chosen there, the **counter-framed** subset (``framing``), the
+**stress test** of validation images (``stress``), the anatomy-grounded
+instruments (``anatomy``: the saliency share inside the lung fields, the
+scale-matched subset, the marker view) and, for the record, Kaggle's 16
+``val`` images (``sanity``). It works from scores (:meth:`Evaluator.scores`),
+so the instruments of a mean of models come from the mean of their scores
+(:func:`average_scores`). On ``test`` it is the single look, with
+patient-bootstrap intervals (:meth:`Evaluator.test`).
+:func:`comparison_row` flattens instruments into one row of a table.
 """
 
 from __future__ import annotations
+
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..metrics import binary_metrics, pneumonia_score
-from ..modeling.training import TrainedModel, predict
 from . import framing
-from .stress import stress_table, view_scores, views_for
+from .stress import GEOMETRIC, VIEWS, counter_exposed, exposure_bank, stress_table, view_scores
 
 
-def counter_framed_metrics(data, scores, thresholds: dict,
-                           subset: str = "validation") -> dict:
-    """The task's metrics on the counter-framed images of ``subset`` (at the
-    operating points chosen on all of validation), with the image counts."""
-    frame = framing.add_frame_scores(data)[(data.table["subset"] == subset).to_numpy()]
-    labels = data.labels(subset)
-    mask = framing.counter_framed_mask(labels, frame)
-    m = data.task.metrics(labels[mask], np.asarray(scores)[mask], thresholds, partial=True)
-    m["n_normal"] = int((mask & (labels == 0)).sum())
-    m["n_pneumonia"] = int((mask & (labels > 0)).sum())
-    return m
+class Evaluator:
+    """The instruments of subset ``split`` of ``data`` (a ``SplitData``).
+    What they need is derived once, from ``data``'s training patients only:
+    the border-only model (framing), the exposure bank (counter-exposed view)."""
 
+    def __init__(self, data, split: str = "validation"):
+        if split not in set(data.table["subset"]):
+            raise ValueError(f"no {split!r} images in this split of the data")
+        self.data, self.split, self.task = data, split, data.task
+        self.table = data.subset(split)
+        self.labels = data.labels(split)
+        self.patients = data.patients(split)
 
-def model_scores(trained: TrainedModel, data, tta=None, views: dict | None = None) -> dict:
-    """Everything the instruments read, as scores: ``validation`` (the
-    trained model's own validation scores), ``views`` (each stress view of the
-    validation images; default ``stress.views_for(data)``) and ``sanity``
-    (Kaggle's 16 ``val`` images, when they hold both classes)."""
-    out = {"validation": np.asarray(trained.val_scores),
-           "views": view_scores(trained.model, data.dataset("validation"), tta,
-                                views or views_for(data))}
-    if len(data.subset("sanity")) and data.subset("sanity")["label"].nunique() == 2:
-        out["sanity"] = predict(trained.model, data.dataset("sanity"), tta)[0]
-    return out
+    def __repr__(self) -> str:
+        counts = dict(zip(*np.unique(self.labels, return_counts=True)))
+        return (f"Evaluator({self.task.name}, {self.split!r}: {len(self.labels)} images, "
+                f"{ {self.task.class_names[int(k)]: int(v) for k, v in counts.items()} })")
+
+    # ------------------------------------------------------- what it owns
+
+    @cached_property
+    def frame_scores(self) -> np.ndarray:
+        """The border-only model's pneumonia probability for each image (the
+        model fitted on the training patients only)."""
+        model = framing.fit_border_model(self.data.subset("train"))
+        return framing.border_scores(model, self.table)
+
+    @cached_property
+    def counter_framed(self) -> np.ndarray:
+        """Which images are counter-framed (``framing.counter_framed_mask``)."""
+        return framing.counter_framed_mask(self.labels, self.frame_scores)
+
+    @cached_property
+    def views(self) -> dict:
+        """The stress views: :data:`stress.VIEWS` and the counter-exposed view,
+        whose exposures come from training images only."""
+        bank = exposure_bank(self.data.subset("train"), self.data.image_size, seed=self.data.seed)
+        return {**VIEWS, "counter_exposed": counter_exposed(bank)}
+
+    def dataset(self, recipe=None):
+        """This split's ``(image, label)`` batches, decoded as ``recipe`` needs."""
+        size = recipe.decode_size(self.data) if recipe is not None else self.data.image_size
+        return self.data.dataset(self.split, size)
+
+    # ------------------------------------------------------------ scoring
+
+    def scores(self, trained, with_views: bool = True) -> dict:
+        """Everything the instruments read, as scores of ``trained`` (a
+        ``TrainedModel``): ``plain`` (this split's images), ``views`` (each
+        stress view of them) and, on validation, ``sanity`` (Kaggle's 16
+        ``val`` images, when they hold both classes)."""
+        ds = self.dataset(trained.recipe)
+        plain = (trained.val_scores if self.split == "validation" and len(trained.val_scores)
+                 else trained.scores(ds))
+        out = {"plain": np.asarray(plain)}
+        if with_views:
+            out["views"] = view_scores(trained.model, ds, self.views)
+        sanity = self.data.subset("sanity")
+        if self.split == "validation" and len(sanity) and sanity["label"].nunique() == 2:
+            out["sanity"] = trained.scores(self.data.dataset("sanity",
+                                                             trained.recipe.decode_size(self.data)))
+        return out
+
+    def operating_points(self, scores, target_recall: float = 0.98) -> dict:
+        """The task's operating points chosen on these scores (validation only)."""
+        if self.split != "validation":
+            raise ValueError(f"operating points are chosen on validation, not on {self.split!r}")
+        return self.task.thresholds(self.labels, scores, target_recall)
+
+    def instruments(self, scores: dict, thresholds: dict) -> dict:
+        """From :meth:`scores`, at ``thresholds``: ``validation`` (this split's
+        metrics), ``counter_framed``, ``stress`` (a table, one row per view) and
+        ``sanity`` (pneumonia vs normal on the 16 ``val`` images)."""
+        out = {"validation": self.task.metrics(self.labels, scores["plain"], thresholds),
+               "counter_framed": self.counter_framed_metrics(scores["plain"], thresholds)}
+        if scores.get("views"):
+            out["stress"] = stress_table(scores["views"], self.labels, self.task, thresholds)
+        if "sanity" in scores:
+            out["sanity"] = binary_metrics(self.data.labels("sanity") > 0,
+                                           pneumonia_score(scores["sanity"]),
+                                           thresholds["pneumonia"])
+        return out
+
+    def evaluate(self, trained) -> dict:
+        """:meth:`instruments` of ``trained`` at its own operating points."""
+        return self.instruments(self.scores(trained), trained.thresholds)
+
+    def counter_framed_metrics(self, scores, thresholds: dict) -> dict:
+        """The task's metrics on the counter-framed images (at the operating
+        points chosen on all of validation), with the image counts."""
+        mask, labels = self.counter_framed, self.labels
+        m = self.task.metrics(labels[mask], np.asarray(scores)[mask], thresholds, partial=True)
+        m["n_normal"] = int((mask & (labels == 0)).sum())
+        m["n_pneumonia"] = int((mask & (labels > 0)).sum())
+        return m
+
+    def test(self, trained, n_boot: int = 1000) -> dict:
+        """The single look at this split (``test``): the task's metrics at the
+        validation thresholds, with patient-bootstrap 95% intervals (``n_boot``
+        resamples), and the scores."""
+        scores = trained.scores(self.dataset(trained.recipe))
+        m = self.task.metrics(self.labels, scores, trained.thresholds, patients=self.patients,
+                              n_boot=n_boot, seed=self.data.seed)
+        return {"metrics": m, "scores": scores}
 
 
 def average_scores(all_scores: list[dict]) -> dict:
-    """The mean of several models' :func:`model_scores`: the scores of the
-    model that averages them (``models.average_model``)."""
+    """The mean of several models' :meth:`Evaluator.scores`: the scores of the
+    model that averages them (``models.inference_model``)."""
     first = all_scores[0]
-    out = {"validation": np.mean([s["validation"] for s in all_scores], axis=0),
-           "views": {v: np.mean([s["views"][v] for s in all_scores], axis=0)
-                     for v in first["views"]}}
-    if "sanity" in first:
-        out["sanity"] = np.mean([s["sanity"] for s in all_scores], axis=0)
+    out = {k: np.mean([s[k] for s in all_scores], axis=0) for k in ("plain", "sanity")
+           if k in first}
+    if "views" in first:
+        out["views"] = {v: np.mean([s["views"][v] for s in all_scores], axis=0)
+                        for v in first["views"]}
     return out
 
 
-def instruments_from_scores(data, scores: dict, thresholds: dict) -> dict:
-    """``validation``, ``counter_framed``, ``stress`` (a table, one row per
-    view) and ``sanity`` (pneumonia vs normal on the 16 ``val`` images), all
-    at ``thresholds``, from :func:`model_scores`."""
-    labels = data.labels("validation")
-    out = {"validation": data.task.metrics(labels, scores["validation"], thresholds),
-           "counter_framed": counter_framed_metrics(data, scores["validation"], thresholds)}
-    if scores.get("views"):
-        out["stress"] = stress_table(scores["views"], labels, data.task, thresholds)
-    if "sanity" in scores:
-        out["sanity"] = binary_metrics(data.labels("sanity") > 0,
-                                       pneumonia_score(scores["sanity"]),
-                                       thresholds["pneumonia"])
-    return out
-
-
-def validation_instruments(trained: TrainedModel, data, tta=None,
-                           views: dict | None = None) -> dict:
-    """:func:`instruments_from_scores` of a trained model, at its validation thresholds."""
-    return instruments_from_scores(data, model_scores(trained, data, tta, views),
-                                   trained.thresholds)
-
-
-def scores_instruments(data, scores, target_recall: float = 0.98) -> dict:
-    """``validation`` and ``counter_framed`` for validation scores that come
-    from something other than a Keras model (e.g. the border-only model), at
-    thresholds chosen on those scores."""
-    thresholds = data.task.thresholds(data.labels("validation"), scores, target_recall)
-    return instruments_from_scores(data, {"validation": scores}, thresholds)
-
-
-def evaluate_test(trained: TrainedModel, data, tta=None, n_boot: int = 1000) -> dict:
-    """The single look at ``test``: the task's metrics at the validation
-    thresholds, with patient-bootstrap 95% intervals (``n_boot`` resamples),
-    the scores and the prediction speed."""
-    scores, speed = predict(trained.model, data.dataset("test"), tta)
-    m = data.task.metrics(data.labels("test"), scores, trained.thresholds,
-                          patients=data.patients("test"), n_boot=n_boot, seed=data.seed)
-    return {"metrics": m, "scores": scores, "predict_images_per_second": speed}
+def worst_view(stress, figure: str = "specificity", views=None):
+    """The stress view with the lowest ``figure`` (among ``views``, default
+    all) and its row; ``stress`` is a table or its ``metrics.json`` dict."""
+    table = stress if isinstance(stress, pd.DataFrame) else pd.DataFrame.from_dict(
+        stress, orient="index")
+    if views is not None:
+        table = table.loc[[v for v in views if v in table.index]]
+    name = table[figure].astype(float).idxmin()
+    return name, table.loc[name]
 
 
 def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
                    timing: dict | None = None) -> dict:
     """One row of a comparison table: the key figures on validation, on the
-    counter-framed subset, the worst stress view, the 16 sanity images, and
-    test when given (each column prefixed by where it was measured)."""
+    counter-framed subset, the worst stress view (of all, and of the
+    geometric ones), the anatomy instruments, the 16 sanity images, and test
+    when given (each column prefixed by where it was measured)."""
     row = {"model": name}
     row.update({f"val_{k}": v for k, v in task.key_figures(instruments["validation"]).items()})
     row["threshold"] = instruments["validation"]["binary"]["threshold"]
@@ -117,9 +171,15 @@ def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
     if stress is not None:
         figures = stress.drop(columns=["mean_score_normal", "mean_score_pneumonia"])
         row.update({f"stress_worst_{k}": v for k, v in figures.min().items()})
-        for view in ("counter_exposed", "zoom_in_1.2"):
+        geometric = figures.loc[[v for v in GEOMETRIC if v in figures.index]]
+        if len(geometric):
+            row.update({f"geo_worst_{k}": v for k, v in geometric.min().items()})
+            row["geo_worst_view"] = geometric["specificity"].astype(float).idxmin()
+        for view in ("counter_exposed", "zoom_in_1.2", "markers"):
             if view in stress.index:
                 row[f"stress_{view}_specificity"] = stress.loc[view, "specificity"]
+    for key, value in instruments.get("anatomy", {}).items():
+        row[key] = value
     if "sanity" in instruments:
         s = instruments["sanity"]
         row.update({"sanity_auc": s["roc_auc"], "sanity_specificity": s["specificity"]})
@@ -132,48 +192,48 @@ def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
 
 def instruments_from_document(doc: dict) -> dict:
     """The validation instruments of a run, read back from its ``metrics.json``."""
-    out = {k: doc[k] for k in ("validation", "counter_framed", "sanity") if k in doc}
+    out = {k: doc[k] for k in ("validation", "counter_framed", "sanity", "anatomy") if k in doc}
     if "stress" in doc:
         out["stress"] = pd.DataFrame.from_dict(doc["stress"], orient="index")
     return out
 
 
-SHORT_NAMES = {  # in reading order: validation, counter-framed, stress views, sanity
+#: Short column names for wide tables, in reading order, each defined once.
+SHORT_NAMES = {
     "val_auc": "AUC", "val_recall": "recall", "val_specificity": "spec", "threshold": "threshold",
     "cf_auc": "cf AUC", "cf_recall": "cf recall", "cf_specificity": "cf spec",
     "stress_counter_exposed_specificity": "exposed spec",
-    "stress_zoom_in_1.2_specificity": "zoom-in spec", "stress_worst_auc": "worst-view AUC",
-    "stress_worst_recall": "worst-view recall", "stress_worst_specificity": "worst-view spec",
+    "stress_zoom_in_1.2_specificity": "zoom-in spec",
+    "geo_worst_specificity": "worst geo spec", "geo_worst_auc": "worst geo AUC",
+    "stress_worst_auc": "worst-view AUC", "stress_worst_recall": "worst-view recall",
+    "stress_worst_specificity": "worst-view spec",
+    "sm_auc": "scale-matched AUC", "sm_specificity": "scale-matched spec",
+    "stress_markers_specificity": "marker spec",
+    "saliency_normal": "saliency in lungs (normal)",
+    "saliency_pneumonia": "saliency in lungs (pneumonia)",
     "sanity_auc": "sanity AUC", "sanity_specificity": "sanity spec"}
+SHORT_DEFINITIONS = {
+    "cf": "the counter-framed validation subset (normal images framed like pneumonia, "
+          "pneumonia images framed like normal, by a model that sees only the borders)",
+    "exposed": "validation images counter-exposed (given the exposure of a training image of "
+               "the other class)",
+    "zoom-in": "validation images zoomed in 1.2x",
+    "worst geo": "the worst geometric stress view (zoom out, zoom in, shifts) for specificity",
+    "worst-view": "the worst of all stress views",
+    "scale-matched": "the validation normals whose lungs fill the frame most and the "
+                     "pneumonias whose lungs fill it least",
+    "marker": "validation images with laterality letters and text pasted outside the lungs",
+    "saliency in lungs": "the share of Grad-CAM mass inside the lung fields",
+    "sanity": "Kaggle's 16 val images (for the record only)"}
 
 
 def short_table(table: pd.DataFrame, keep=("recipe", "seed")) -> pd.DataFrame:
-    """The columns of :data:`SHORT_NAMES` (and ``keep``) under their short names:
-    validation (``AUC``, ``spec``), counter-framed (``cf``), stress views,
-    the 16 sanity images."""
+    """The columns of :data:`SHORT_NAMES` (and ``keep``) under their short
+    names (defined in :data:`SHORT_DEFINITIONS`), rounded to 3 digits."""
     cols = [c for c in (*keep, *SHORT_NAMES) if c in table]
-    return table[cols].rename(columns=SHORT_NAMES)
+    return table[cols].rename(columns=SHORT_NAMES).round(3)
 
 
 def comparison_table(rows: list[dict]) -> pd.DataFrame:
     """Rows of :func:`comparison_row` as a table indexed by model name."""
     return pd.DataFrame(rows).set_index("model")
-
-
-SPREAD_FIGURES = ("threshold", "val_auc", "val_specificity", "cf_auc", "cf_specificity",
-                  "stress_worst_specificity", "sanity_specificity", "val_accuracy", "val_bv_auc")
-
-
-def seed_spread(rows: list[dict]) -> dict:
-    """Rows of :func:`comparison_row`, one per training seed, and the spread of
-    each figure across them: ``{"per_seed": rows, "spread": {figure: {min, max,
-    mean, range}}}`` (range = max - min). A recipe whose threshold or
-    specificity wanders with the seed is not finished."""
-    table = pd.DataFrame(rows)
-    spread = {}
-    for k in SPREAD_FIGURES:
-        if k in table:
-            v = table[k].astype(float)
-            spread[k] = {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()),
-                         "range": float(v.max() - v.min())}
-    return {"per_seed": rows, "spread": spread}

@@ -106,8 +106,42 @@ def gaussian_blur(images, sigma: float):
 TTA_FRAMES = ((0.9, 0.0, 0.0), (1.1, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
 
 
-def tta_transforms(frames=TTA_FRAMES):
-    """Test-time augmentation: callables that reframe an image batch by each of
-    ``frames`` (zoom, shift_x, shift_y); their predictions are averaged with
-    the plain one (``training.predict(..., tta=...)``)."""
-    return [lambda x, f=f: reframe(x, *f) for f in frames]
+@keras.saving.register_keras_serializable(package="pneumo")
+class StackViews(layers.Layer):
+    """Test-time views inside the model: a batch of ``n`` images becomes
+    ``n * (1 + len(frames))`` images, the plain batch followed by the batch
+    reframed by each of ``frames`` (zoom, shift_x, shift_y), so that one
+    forward pass scores every view. :class:`MeanOverViews` folds them back."""
+
+    def __init__(self, frames=TTA_FRAMES, **kwargs):
+        super().__init__(**kwargs)
+        self.frames = tuple(tuple(float(v) for v in f) for f in frames)
+
+    def call(self, images):
+        return ops.concatenate([images] + [reframe(images, *f) for f in self.frames], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "frames": [list(f) for f in self.frames]}
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class MeanOverViews(layers.Layer):
+    """The mean over the ``n_views`` stacked blocks of a batch (see :class:`StackViews`)."""
+
+    def __init__(self, n_views: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.n_views = int(n_views)
+
+    def call(self, scores):
+        shape = ops.shape(scores)
+        blocks = ops.reshape(scores, (self.n_views, shape[0] // self.n_views, *scores.shape[1:]))
+        return ops.mean(blocks, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "n_views": self.n_views}

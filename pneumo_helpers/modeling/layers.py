@@ -20,6 +20,19 @@ class PerImageStandardization(layers.Layer):
         return (x - mean) / ops.maximum(std, 1e-3)
 
 
+def cumulative_rank(flat, bins: int = 256):
+    """For ``(n, pixels)`` intensities in [0, 1]: each pixel's rank in its own
+    image (the share of the image's pixels in its intensity bin or darker),
+    and the share in the darkest bin, ``(n, 1)``; from the image's cumulative
+    histogram over ``bins`` bins."""
+    import tensorflow as tf
+
+    idx = tf.clip_by_value(tf.cast(flat * (bins - 1) + 0.5, tf.int32), 0, bins - 1)
+    counts = tf.cast(tf.math.bincount(idx, minlength=bins, maxlength=bins, axis=-1), flat.dtype)
+    cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
+    return tf.gather(cdf, idx, batch_dims=1), cdf[:, :1]
+
+
 @keras.saving.register_keras_serializable(package="pneumo")
 class HistogramEqualization(layers.Layer):
     """Map each image's intensities through its own cumulative histogram
@@ -36,13 +49,8 @@ class HistogramEqualization(layers.Layer):
         import tensorflow as tf
 
         shape = tf.shape(x)
-        flat = tf.reshape(x, (shape[0], -1))
-        idx = tf.clip_by_value(tf.cast(flat * (self.bins - 1) + 0.5, tf.int32), 0, self.bins - 1)
-        counts = tf.cast(tf.math.bincount(idx, minlength=self.bins, maxlength=self.bins,
-                                          axis=-1), x.dtype)
-        cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
-        low = cdf[:, :1]  # the share of the darkest bin maps to 0
-        out = (tf.gather(cdf, idx, batch_dims=1) - low) / tf.maximum(1.0 - low, 1e-6)
+        rank, low = cumulative_rank(tf.reshape(x, (shape[0], -1)), self.bins)  # darkest bin -> 0
+        out = (rank - low) / tf.maximum(1.0 - low, 1e-6)
         return tf.reshape(tf.clip_by_value(out, 0.0, 1.0), shape)
 
     def get_config(self):

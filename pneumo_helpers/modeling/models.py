@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from ..tasks import get_task
-from .augment import RandomReframe
+from .augment import MeanOverViews, RandomReframe, StackViews
 from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
 
 
@@ -39,16 +39,20 @@ def augmentation(strength: str = "strong", seed: int = 42,
     ], name="augmentation")
 
 
-def baseline(image_size: int = 128, pixels: int = 32, task="binary") -> keras.Model:
+def baseline(image_size: int = 128, pixels: int = 32, task="binary", seed: int | None = None,
+             name: str = "baseline_logreg") -> keras.Model:
     """Logistic regression on downsized pixels: what any CNN must beat. (The
     border-only model, which sees framing alone, is ``framing.fit_border_model``.)"""
     inputs = keras.Input((image_size, image_size, 1))
     x = layers.Flatten()(layers.Resizing(pixels, pixels)(inputs))
-    return keras.Model(inputs, get_task(task).head(x), name="baseline_logreg")
+    return keras.Model(inputs, get_task(task).head(x), name=name)
 
 
-def original_cnn(image_size: int = 224) -> keras.Model:
-    """The original student project's final CNN, layer for layer."""
+def original_cnn(image_size: int = 224, task="binary", seed: int | None = None,
+                 name: str = "original_cnn") -> keras.Model:
+    """The original student project's final CNN, layer for layer (binary task only)."""
+    if not get_task(task).is_binary:
+        raise ValueError("the original CNN has one sigmoid output: binary task only")
     return keras.Sequential(
         [
             keras.Input((image_size, image_size, 1)),
@@ -64,7 +68,7 @@ def original_cnn(image_size: int = 224) -> keras.Model:
             layers.Dense(64, activation="relu"),
             layers.Dense(1, activation="sigmoid"),
         ],
-        name="original_cnn",
+        name=name,
     )
 
 
@@ -125,26 +129,46 @@ def robust_cnn(
     return keras.Model(inputs, get_task(task).head(x), name=name)
 
 
-def average_model(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
-    """One Keras model whose output is the mean of ``members``' outputs (a
-    single ``.keras`` file holds them all)."""
-    if len(members) == 1:
-        return members[0]
-    inputs = keras.Input(members[0].input_shape[1:])
-    outputs = keras.layers.Average(name="mean_of_members")([m(inputs) for m in members])
-    return keras.Model(inputs, outputs, name=name)
+def inference_model(networks: list[keras.Model], views=(), preprocess: keras.Model | None = None,
+                    name: str = "pneumo") -> keras.Model:
+    """The model as it is used: ``preprocess`` (e.g. the crop to the lung
+    fields; frozen, the same in training and use), the test-time ``views``
+    stacked into the batch (:class:`augment.StackViews`), the mean of the
+    ``networks``' outputs (one per training seed), and the mean over views.
+    One forward pass scores an image on every view with every network."""
+    source = preprocess if preprocess is not None else networks[0]
+    inputs = keras.Input(source.input_shape[1:], name="image")
+    x = preprocess(inputs) if preprocess is not None else inputs
+    if views:
+        x = StackViews(views, name="views")(x)
+    outs = [n(x) for n in networks]
+    y = outs[0] if len(outs) == 1 else layers.Average(name="mean_of_networks")(outs)
+    if views:
+        y = MeanOverViews(1 + len(views), name="mean_over_views")(y)
+    return keras.Model(inputs, y, name=name)
 
 
-def member_models(model: keras.Model) -> list[keras.Model]:
-    """The members of an :func:`average_model` (or the model itself)."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)
-              and layer.name != "augmentation"]
-    if "mean_of_members" in [layer.name for layer in model.layers] and nested:
-        return nested
-    return [model]
+def networks_of(model: keras.Model) -> list[keras.Model]:
+    """The trained networks inside an :func:`inference_model` (one per seed),
+    or the model itself when it is a bare network. Models saved by version
+    0.2.0 (a ``mean_of_members`` average) are read the same way."""
+    names = {layer.name for layer in model.layers}
+    if not names & {"image", "mean_of_members"}:
+        return [model]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)
+            and layer.name not in ("augmentation", "preprocess")]
 
 
-def load_model(path) -> keras.Model:
-    """Load a ``.keras`` file saved by these notebooks (importing this module
-    registers the custom layers Keras needs to rebuild it)."""
-    return keras.models.load_model(path)
+def preprocess_of(model: keras.Model) -> keras.Model | None:
+    """The frozen preprocessing model inside an :func:`inference_model`, if any."""
+    found = [layer for layer in model.layers if layer.name == "preprocess"]
+    return found[0] if found else None
+
+
+def views_of(model: keras.Model) -> tuple:
+    """The test-time views inside an :func:`inference_model` (empty when none)."""
+    found = [layer for layer in model.layers if isinstance(layer, StackViews)]
+    return found[0].frames if found else ()
+
+
+BUILDERS = {"robust_cnn": robust_cnn, "baseline": baseline, "original_cnn": original_cnn}

@@ -1,63 +1,115 @@
-"""Named recipes (a model and how it is trained), training over several
-seeds, and seed ensembles. The final notebook trains one recipe; chapter 07
-compares them, each over several seeds, on the validation instruments.
+"""Named recipes: a network, the preprocessing it sees, the test-time views it
+is scored with and how it is trained; training over several seeds, and seed
+ensembles. The final notebook trains one recipe; chapters 07 and 08 compare
+them (``evaluation.selection``). A new recipe is one entry of :data:`RECIPES`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import keras
 import numpy as np
-import pandas as pd
 
-from . import models
-from .augment import TTA_FRAMES, tta_transforms
-from .training import TrainedModel, set_seed, train
+from .augment import TTA_FRAMES
+from .training import TrainedModel, fit_network, operating_points, set_seed
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model builder's options and the training schedule that goes with it."""
+    """Everything that makes a trained model of this kind: the builder
+    (a key of ``models.BUILDERS`` or ``"transfer"``) and its keyword
+    arguments (``network``), the crop to the lung fields (``lungs``: ``None``,
+    ``"crop"`` or ``"crop_mask"``, see ``lungs.crop``), the test-time
+    ``views`` (zoom, shift_x, shift_y; ``()`` for none), and the training
+    schedule. A second, fine-tuning phase (``finetune``: ``epochs``,
+    ``unfreeze_layers``, ``learning_rate``) is for transfer recipes."""
 
     name: str
     description: str
-    model: dict = field(default_factory=dict)  # keyword arguments of models.robust_cnn
+    builder: str = "robust_cnn"
+    network: dict = field(default_factory=dict)
+    lungs: str | None = None
+    views: tuple = TTA_FRAMES
     learning_rate: float = 0.002
-    tta_frames: tuple = TTA_FRAMES  # test-time views (zoom, shift_x, shift_y); () for none
+    schedule: bool = True  # one warm-up epoch, then cosine decay
+    optimizer: str = "adam"
+    balance: bool = True  # 'balanced' class weights
+    monitor: str | None = None  # default: the task's
+    patience: int = 6
+    finetune: dict | None = None
+
+    # ------------------------------------------------------------ the images
+
+    def decode_size(self, image_size) -> int:
+        """The size images are decoded at: the network's input size, or more
+        for a crop to the lung fields (the crop is resized to the network's)."""
+        size = getattr(image_size, "image_size", image_size)  # a SplitData or an int
+        if not self.lungs:
+            return size
+        from ..lungs.crop import decode_size
+        return decode_size(size)
+
+    def preprocess(self, image_size: int) -> keras.Model | None:
+        """The frozen model between the decoded image and the network (the
+        crop to the lung fields), or ``None``."""
+        if not self.lungs:
+            return None
+        from ..lungs.crop import crop_model
+        return crop_model(self.decode_size(image_size), image_size, self.lungs)
+
+    def prepared(self, data, subset: str, shuffle_seed: int | None = None):
+        """``(image, label)`` batches of ``subset`` as the network sees them."""
+        return data.dataset(subset, self.decode_size(data), self.preprocess(data.image_size),
+                            shuffle_seed=shuffle_seed)
+
+    def training_images(self, data, seed: int):
+        return self.prepared(data, "train", shuffle_seed=seed)
+
+    # ----------------------------------------------------------- the models
 
     def build(self, image_size: int, task, seed: int) -> keras.Model:
-        return models.robust_cnn(image_size, task=task, seed=seed, name=f"{self.name}_seed{seed}",
-                                 **self.model)
+        from . import models
 
-    def tta(self):
-        """The test-time augmentation transforms (``None`` without)."""
-        return tta_transforms(self.tta_frames) if self.tta_frames else None
+        if self.builder == "transfer":
+            from .transfer import transfer_model
+            return transfer_model(image_size=image_size, task=task, seed=seed,
+                                  name=f"network_seed{seed}", **self.network)
+        return models.BUILDERS[self.builder](image_size, task=task, seed=seed,
+                                             name=f"network_seed{seed}", **self.network)
+
+    def inference_model(self, networks: list[keras.Model]) -> keras.Model:
+        """Preprocessing, test-time views and the mean of ``networks``, as one model."""
+        from .models import inference_model
+
+        size = int(networks[0].input_shape[1])
+        return inference_model(networks, self.views, self.preprocess(size), name=self.name)
 
 
 # test-time views that zoom out and shift, but never zoom in (zooming in frames a
 # normal chest the way pneumonia images are framed in the training data)
 TTA_ZOOM_OUT = ((0.8, 0.0, 0.0), (0.9, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
-
+# small test-time shifts only, for images already cropped to the lung fields
+TTA_SHIFTS = ((1.0, -0.04, 0.0), (1.0, 0.04, 0.0), (1.0, 0.0, -0.04), (1.0, 0.0, 0.04))
 
 RECIPES = {r.name: r for r in [
     Recipe("robust_cnn", "the recipe of the first blind evaluation: random reframing, aspect, "
            "gamma and sharpness augmentation, per-image standardisation, test-time views"),
     Recipe("equalized", "robust_cnn on histogram-equalised images (exposure curves removed)",
-           model=dict(equalize=True)),
+           network=dict(equalize=True)),
     Recipe("equalized_tta_out", "equalized, with test-time views that zoom out but never in",
-           model=dict(equalize=True), tta_frames=TTA_ZOOM_OUT),
+           network=dict(equalize=True), views=TTA_ZOOM_OUT),
     Recipe("equalized_deep", "equalized, two convolutions per block",
-           model=dict(equalize=True, convs_per_block=2)),
+           network=dict(equalize=True, convs_per_block=2)),
     Recipe("equalized_deep_tta_out", "equalized_deep, with test-time views that zoom out but "
-           "never in", model=dict(equalize=True, convs_per_block=2), tta_frames=TTA_ZOOM_OUT),
+           "never in", network=dict(equalize=True, convs_per_block=2), views=TTA_ZOOM_OUT),
     Recipe("equalized_body_crop", "equalized, each image first cropped to the body's width",
-           model=dict(equalize=True, body_crop=True)),
+           network=dict(equalize=True, body_crop=True)),
     Recipe("equalized_no_augment", "histogram equalisation, no random augmentation and no "
            "test-time views (chapter 04's unaugmented steps ranked the counter-framed subset best)",
-           model=dict(equalize=True, augment="none"), tta_frames=()),
+           network=dict(equalize=True, augment="none"), views=()),
     Recipe("zoom_0.7_2.0", "robust_cnn with random zoom up to 2x (crops of a quarter of the "
-           "image)", model=dict(zoom=(0.7, 2.0))),
+           "image)", network=dict(zoom=(0.7, 2.0))),
 ]}
 DEFAULT_RECIPE = "equalized_tta_out"  # chosen in chapter 07 on validation instruments
 
@@ -71,24 +123,56 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 
 def fit_recipe(recipe, data, seed: int, epochs: int = 15, target_recall: float = 0.98,
-               learning_rate: float | None = None, patience: int = 6,
                verbose=0, strategy=None) -> TrainedModel:
     """Train ``recipe`` on ``data`` with training seed ``seed`` (weights,
     augmentation and shuffling; the patient split is ``data``'s), early
     stopping and operating points on validation. With a ``tf.distribute``
-    ``strategy``, the model is built in its scope (see ``distribute``)."""
+    ``strategy``, the network is built in its scope and the recipe's learning
+    rate scaled by the number of replicas (``data.batch_size`` is then the
+    global batch, see ``distribute``)."""
     from .distribute import scope
 
     recipe = get_recipe(recipe)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     set_seed(seed)
     with scope(strategy):
-        model = recipe.build(data.image_size, data.task, seed)
-    trained = train(f"{recipe.name} seed {seed}", model, data, epochs=epochs,
-                    learning_rate=learning_rate or recipe.learning_rate,
-                    target_recall=target_recall, lr_schedule=True, patience=patience,
-                    verbose=verbose, tta=recipe.tta(), strategy=strategy, shuffle_seed=seed)
-    trained.extra["seed"] = seed
-    return trained
+        network = recipe.build(data.image_size, data.task, seed)
+    history, timing = fit_network(network, data, recipe, epochs, seed,
+                                  recipe.learning_rate * replicas, strategy, verbose)
+    if recipe.finetune:
+        history, timing = _finetune(network, data, recipe, seed, history, timing, replicas,
+                                    strategy, verbose)
+    return operating_points(f"{recipe.name} seed {seed}", recipe, [network], data,
+                            target_recall, history=history, timing=timing, seeds=(seed,))
+
+
+def _finetune(network, data, recipe, seed, history, timing, replicas, strategy, verbose):
+    """Phase two of a transfer recipe: the top backbone layers unfrozen, kept
+    only if it raises the best validation value of the monitored figure."""
+    from .transfer import unfreeze_top
+
+    monitor = recipe.monitor or data.task.monitor
+    best = max if "loss" not in monitor else min
+    saved = [w.numpy() for w in network.weights]
+    unfreeze_top(network, recipe.finetune.get("unfreeze_layers", 12))
+    phase2 = replace(recipe, learning_rate=recipe.finetune["learning_rate"], finetune=None)
+    h2, t2 = fit_network(network, data, phase2, recipe.finetune["epochs"], seed,
+                         phase2.learning_rate * replicas, strategy, verbose)
+    kept = 2 if best(h2[monitor]) == best(history[monitor] + h2[monitor]) else 1
+    if kept == 1:
+        for w, v in zip(network.weights, saved):
+            w.assign(v)
+    merged = {"phase": [1] * len(history["loss"]) + [2] * len(h2["loss"])}
+    for k in history:
+        merged[k] = list(history[k]) + list(h2.get(k, [None] * len(h2["loss"])))
+    seconds = timing["train_seconds"] + t2["train_seconds"]
+    epochs = timing["epochs_run"] + t2["epochs_run"]
+    return merged, {"train_seconds": round(seconds, 2), "epochs_run": epochs,
+                    "train_images_per_second": round(len(data.labels("train")) * epochs
+                                                     / seconds, 2),
+                    "frozen_seconds": timing["train_seconds"], "frozen_epochs": timing["epochs_run"],
+                    "finetune_seconds": t2["train_seconds"], "finetune_epochs": t2["epochs_run"],
+                    "selected_phase": kept}
 
 
 def fit_seeds(recipe, data, seeds, progress: bool = True, **kwargs) -> list[TrainedModel]:
@@ -108,148 +192,16 @@ def fit_seeds(recipe, data, seeds, progress: bool = True, **kwargs) -> list[Trai
 
 
 def ensemble(trained: list[TrainedModel], data, target_recall: float = 0.98) -> TrainedModel:
-    """The members' mean prediction as one model, its operating points chosen
-    afresh on validation (on the mean of the members' validation scores);
-    ``extra["members"]`` keeps the members."""
+    """The mean of several trainings of one recipe as one model: its operating
+    points chosen afresh on validation, on the mean of the members' validation
+    scores (the scores of the mean model); ``members`` keeps the trainings."""
     if len(trained) == 1:
         return trained[0]
-    scores = np.mean([t.val_scores for t in trained], axis=0)
-    labels = data.labels("validation")
-    thresholds = data.task.thresholds(labels, scores, target_recall)
     timing = {"train_seconds": round(sum(t.timing["train_seconds"] for t in trained), 2),
               "epochs_run": sum(t.timing["epochs_run"] for t in trained)}
-    return TrainedModel(f"mean of {len(trained)} seeds", models.average_model([t.model for t in trained]),
-                        trained[0].history, timing, thresholds, scores,
-                        data.task.metrics(labels, scores, thresholds),
-                        extra={"members": trained})
-
-
-# ------------------------------------------------------------- comparing recipes
-
-def _cache_key(name, data, seed, epochs, target_recall) -> dict:
-    from .. import __version__
-
-    return {"package_version": __version__, "recipe": repr(get_recipe(name)), "seed": seed,
-            "epochs": epochs, "target_recall": target_recall,
-            "image_size": data.image_size, "batch_size": data.batch_size, "split_seed": data.seed,
-            "task": data.task.name, "n_train": int((data.table["subset"] == "train").sum()),
-            "n_validation": int((data.table["subset"] == "validation").sum())}
-
-
-def _to_json(scores: dict) -> dict:
-    return {k: (_to_json(v) if isinstance(v, dict) else np.asarray(v).tolist())
-            for k, v in scores.items()}
-
-
-def _from_json(scores: dict) -> dict:
-    return {k: (_from_json(v) if isinstance(v, dict) else np.asarray(v))
-            for k, v in scores.items()}
-
-
-def scored_training(name, data, seed: int, epochs: int = 15, target_recall: float = 0.98,
-                    cache_dir=None, trained_models: dict | None = None) -> dict:
-    """Train recipe ``name`` with ``seed`` and score it on every instrument:
-    ``{"scores": evaluator.model_scores(...), "thresholds", "timing"}``. With
-    ``cache_dir``, the result (scores and figures, not the model) is kept in
-    ``<cache_dir>/<recipe>/seed<seed>.json`` and reused when the recipe, seed,
-    data and parameters match. ``trained_models`` (a dict) keeps the fitted
-    models of this session, so that recipes differing only in their
-    test-time views share one training."""
-    import json
-    from pathlib import Path
-
-    from ..evaluation import instruments as evaluator
-    from .training import choose_on_validation
-
-    key = _cache_key(name, data, seed, epochs, target_recall)
-    path = Path(cache_dir) / name / f"seed{seed}.json" if cache_dir else None
-    if path is not None and path.is_file():
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key:
-            return {"scores": _from_json(cached["scores"]), "thresholds": cached["thresholds"],
-                    "timing": cached["timing"]}
-    recipe = get_recipe(name)
-    same_model = (repr(sorted(recipe.model.items())), recipe.learning_rate, seed, epochs)
-    if trained_models is not None and same_model in trained_models:
-        fitted = trained_models[same_model]
-        trained = choose_on_validation(name, fitted.model, data, target_recall, recipe.tta(),
-                                       fitted.history, fitted.timing)
-    else:
-        trained = fit_recipe(name, data, seed, epochs=epochs, target_recall=target_recall)
-        if trained_models is not None:
-            trained_models[same_model] = trained
-    out = {"scores": evaluator.model_scores(trained, data, recipe.tta()),
-           "thresholds": trained.thresholds, "timing": trained.timing}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "scores": _to_json(out["scores"]),
-                                    "thresholds": out["thresholds"], "timing": out["timing"]}))
-    return out
-
-
-def compare(names, data, seeds, epochs: int = 15, target_recall: float = 0.98, cache_dir=None,
-            progress: bool = True) -> list[dict]:
-    """Every recipe of ``names`` trained with every seed of ``seeds`` on the
-    same patient split: one comparison row per training (``seed`` = the seed)
-    and one for the mean of each recipe's seeds' predictions (``seed`` =
-    ``"mean"``), all on the validation instruments."""
-    from ..evaluation import instruments as evaluator
-
-    seeds = list(seeds)
-    labels = data.labels("validation")
-    rows, trained_models = [], {}
-    for name in names:
-        runs = []
-        for seed in seeds:
-            run = scored_training(name, data, seed, epochs, target_recall, cache_dir,
-                                  trained_models)
-            runs.append(run)
-            ins = evaluator.instruments_from_scores(data, run["scores"], run["thresholds"])
-            rows.append({"recipe": name, "seed": str(seed),
-                         **evaluator.comparison_row(f"{name} seed {seed}", data.task, ins,
-                                                    timing=run["timing"])})
-            if progress:
-                r = rows[-1]
-                print(f"{name}, seed {seed}: validation ROC AUC {r['val_auc']:.3f}, threshold "
-                      f"{r['threshold']:.3f}, counter-framed AUC {r['cf_auc']:.3f}", flush=True)
-        mean = evaluator.average_scores([r["scores"] for r in runs])
-        thresholds = data.task.thresholds(labels, mean["validation"], target_recall)
-        ins = evaluator.instruments_from_scores(data, mean, thresholds)
-        rows.append({"recipe": name, "seed": "mean",
-                     **evaluator.comparison_row(f"{name}, mean of {len(seeds)} seeds", data.task,
-                                                ins)})
-    return rows
-
-
-SHIFT_FIGURES = ("cf_specificity", "stress_counter_exposed_specificity",
-                 "stress_zoom_in_1.2_specificity")
-
-
-def spread_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per recipe, over its single-seed rows of :func:`compare`: the range
-    (max - min) of the threshold, validation specificity and counter-framed
-    ROC AUC, and the mean of the instruments."""
-    single = table[table["seed"] != "mean"]
-    groups = single.groupby("recipe", sort=False)
-    out = pd.DataFrame({f"{k}_range": groups[k].max() - groups[k].min()
-                        for k in ("threshold", "val_specificity", "cf_auc")})
-    for k in ("val_auc", "val_specificity", "cf_auc", *SHIFT_FIGURES, "stress_worst_specificity"):
-        if k in single:
-            out[f"{k}_mean"] = groups[k].mean()
-    return out
-
-
-def choose(table: pd.DataFrame, auc_margin: float = 0.002) -> str:
-    """The recipe kept, on validation instruments only: among recipes whose
-    mean-of-seeds model keeps the validation ROC AUC within ``auc_margin`` of
-    the best, the highest mean of the three shift specificities
-    (:data:`SHIFT_FIGURES`: counter-framed normal images, counter-exposed
-    validation images, validation images zoomed in 1.2x, each at the
-    validation threshold); ties go to the smallest spread of validation
-    specificity over seeds."""
-    means = table[table["seed"] == "mean"].set_index("recipe")
-    eligible = means[means["val_auc"] >= means["val_auc"].max() - auc_margin]
-    shift = eligible[list(SHIFT_FIGURES)].mean(axis=1).round(4)
-    spread = spread_table(table)["val_specificity_range"].reindex(shift.index)
-    order = sorted(shift.index, key=lambda r: (-shift[r], spread[r]))
-    return order[0]
+    return operating_points(
+        f"{trained[0].recipe.name}, mean of {len(trained)} seeds", trained[0].recipe,
+        [n for t in trained for n in t.networks], data, target_recall,
+        val_scores=np.mean([t.val_scores for t in trained], axis=0),
+        history=trained[0].history, timing=timing,
+        seeds=tuple(s for t in trained for s in t.seeds), members=list(trained))

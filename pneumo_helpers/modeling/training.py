@@ -1,11 +1,13 @@
 """Compile, fit with the usual Keras callbacks, choose the operating points on
-validation, and time the work. One path for both tasks (see ``tasks``)."""
+validation, and keep what was chosen with the model. One path for both tasks
+(see ``tasks``) and every recipe (see ``recipes``)."""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import keras
 import numpy as np
@@ -39,52 +41,30 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
         warmup_target=learning_rate if warm else None, warmup_steps=warm)
 
 
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+
+
 def compile_model(model: keras.Model, task: Task, learning_rate=1e-3,
                   optimizer: str = "adam") -> keras.Model:
     """Compile with the task's loss and metrics. ``learning_rate`` may be a schedule."""
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
-    if optimizer not in optimizers:
-        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
-    model.compile(optimizer=optimizers[optimizer](learning_rate=learning_rate),
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
                   loss=task.loss(), metrics=task.compile_metrics())
     return model
 
 
-def predict(model: keras.Model, ds, tta=None) -> tuple[np.ndarray, float]:
-    """Probabilities for every image of ``ds`` (batches of images or of
-    ``(image, label)``), and images per second. ``tta``: callables on image
-    batches whose predictions are averaged with the plain one."""
-    transforms = [None] + list(tta or [])
-    start = time.perf_counter()
-    outs = []
-    for transform in transforms:
-        mapped = ds.map(lambda x, *rest: x if transform is None else transform(x))
-        outs.append(model.predict(mapped, verbose=0))
-    seconds = time.perf_counter() - start
-    probs = np.mean(outs, axis=0)
-    if probs.shape[-1] == 1:
-        probs = probs[:, 0]
-    return probs, round(len(probs) / seconds, 2)
-
-
-@dataclass
-class TrainedModel:
-    """A fitted model with what validation chose for it: the best epoch
-    (restored), the operating points, and its validation scores and metrics."""
-
-    name: str
-    model: keras.Model
-    history: dict
-    timing: dict
-    thresholds: dict
-    val_scores: np.ndarray
-    validation: dict
-    extra: dict = field(default_factory=dict)
+def predict_scores(model: keras.Model, ds) -> np.ndarray:
+    """The model's outputs for every image of ``ds`` (batches of images or of
+    ``(image, label)``): ``(n,)`` for one sigmoid, ``(n, k)`` for a softmax."""
+    images = ds.map(lambda x, *rest: x)
+    probs = model.predict(images, verbose=0)
+    return probs[:, 0] if probs.shape[-1] == 1 else probs
 
 
 def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_weight=None,
         monitor: str = "val_auc", patience: int = 5,
-        verbose: int | str = "auto") -> tuple[keras.callbacks.History, dict]:
+        verbose: int | str = "auto") -> tuple[dict, dict]:
     """Fit with early stopping that restores the best epoch (on validation).
 
     ``n_train`` is the number of training images (for the throughput figure).
@@ -101,49 +81,74 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
     epochs_run = len(history.history["loss"])
     timing = {"train_seconds": round(seconds, 2), "epochs_run": epochs_run,
               "train_images_per_second": round(n_train * epochs_run / seconds, 2)}
-    return history, timing
+    return history.history, timing
 
 
-def train(name: str, model: keras.Model, data, epochs: int = 20, learning_rate: float = 1e-3,
-          optimizer: str = "adam", balance: bool = True, target_recall: float = 0.98,
-          patience: int = 5, monitor: str | None = None, verbose="auto", tta=None,
-          lr_schedule: bool = False, strategy=None,
-          shuffle_seed: int | None = None) -> TrainedModel:
-    """Fit ``model`` on ``data``'s ``train`` subset for ``data.task``, stop
-    early on ``monitor`` (default: the task's) restoring the best epoch, then
-    choose the operating points on ``validation`` (with test-time
-    augmentation ``tta`` when given) and compute the validation metrics.
+@dataclass
+class TrainedModel:
+    """Trained networks with everything chosen for them on validation: the
+    recipe they were trained with (its preprocessing and test-time views), the
+    operating points, and the validation scores and metrics at them. One
+    network for one training seed; several for the mean of seeds (see
+    ``recipes.ensemble``), whose single-seed models are kept in ``members``."""
 
-    ``balance``: 'balanced' class weights; ``lr_schedule``: one warm-up epoch
-    then cosine decay from ``learning_rate``; ``strategy``: a
-    ``tf.distribute`` strategy whose scope the model was built in (the
-    optimizer and metrics are built there too; ``data.batch_size`` is then
-    the global batch, see ``distribute``); ``shuffle_seed``: the order of the
-    training images (default: the split's seed)."""
+    name: str
+    recipe: object  # recipes.Recipe
+    networks: list
+    thresholds: dict
+    val_scores: np.ndarray
+    validation: dict
+    target_recall: float = 0.98  # what the pneumonia threshold was chosen for
+    history: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+    seeds: tuple = ()
+    members: list = field(default_factory=list)
+
+    @cached_property
+    def model(self) -> keras.Model:
+        """The model as it is used and saved: preprocessing, test-time views and
+        the mean of the networks in one Keras model (``models.inference_model``)."""
+        return self.recipe.inference_model(self.networks)
+
+    def scores(self, ds) -> np.ndarray:
+        """Scores of every image of ``ds``, through :attr:`model`."""
+        return predict_scores(self.model, ds)
+
+
+def operating_points(name: str, recipe, networks: list, data, target_recall: float = 0.98,
+                     val_scores=None, **kwargs) -> TrainedModel:
+    """Score ``validation`` (unless ``val_scores`` are given), choose the
+    task's operating points there, compute the validation metrics at them, and
+    return the :class:`TrainedModel` that carries them."""
+    labels = data.labels("validation")
+    trained = TrainedModel(name, recipe, list(networks), {}, np.empty(0), {},
+                           target_recall=target_recall, **kwargs)
+    if val_scores is None:
+        val_scores = trained.scores(data.dataset("validation", recipe.decode_size(data)))
+    trained.val_scores = np.asarray(val_scores)
+    trained.thresholds = data.task.thresholds(labels, trained.val_scores, target_recall)
+    trained.validation = data.task.metrics(labels, trained.val_scores, trained.thresholds)
+    return trained
+
+
+def fit_network(network: keras.Model, data, recipe, epochs: int, seed: int,
+                learning_rate: float | None = None, strategy=None, verbose=0) -> tuple[dict, dict]:
+    """Compile ``network`` with ``recipe``'s optimizer and learning rate (a
+    warm-up and cosine schedule when the recipe says so; ``learning_rate``
+    overrides the recipe's, e.g. scaled for several replicas) and fit it on
+    ``data``'s training images, prepared by the recipe, shuffled by ``seed``,
+    early stopping on validation. Returns the history and the timing."""
     from .distribute import scope
 
     task = data.task
     y_train = data.labels("train")
-    lr = learning_rate
-    if lr_schedule:
-        lr = cosine_schedule(learning_rate, epochs, math.ceil(len(y_train) / data.batch_size))
+    lr = learning_rate or recipe.learning_rate
+    if recipe.schedule:
+        lr = cosine_schedule(lr, epochs, math.ceil(len(y_train) / data.batch_size))
     with scope(strategy):
-        compile_model(model, task, lr, optimizer)
-    history, timing = fit(model, data.dataset("train", shuffle_seed), data.dataset("validation"),
-                          epochs,
-                          n_train=len(y_train),
-                          class_weight=class_weights(y_train) if balance else None,
-                          monitor=monitor or task.monitor, patience=patience, verbose=verbose)
-    return choose_on_validation(name, model, data, target_recall, tta, history.history, timing)
-
-
-def choose_on_validation(name: str, model: keras.Model, data, target_recall: float = 0.98,
-                         tta=None, history: dict | None = None,
-                         timing: dict | None = None) -> TrainedModel:
-    """Score ``validation``, choose the task's operating points there, and
-    compute the validation metrics at them."""
-    scores, _ = predict(model, data.dataset("validation"), tta)
-    labels = data.labels("validation")
-    thresholds = data.task.thresholds(labels, scores, target_recall)
-    return TrainedModel(name, model, history or {}, timing or {}, thresholds, scores,
-                        data.task.metrics(labels, scores, thresholds))
+        compile_model(network, task, lr, recipe.optimizer)
+    train_ds = recipe.training_images(data, seed)
+    val_ds = recipe.prepared(data, "validation")
+    return fit(network, train_ds, val_ds, epochs, n_train=len(y_train),
+               class_weight=class_weights(y_train) if recipe.balance else None,
+               monitor=recipe.monitor or task.monitor, patience=recipe.patience, verbose=verbose)

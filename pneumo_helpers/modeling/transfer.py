@@ -31,7 +31,6 @@ from keras import layers
 from ..errors import MissingWeightsError
 from ..tasks import get_task
 from .models import augmentation
-from .training import TrainedModel, train
 
 # Input scaling of each ``keras.applications`` family, for images in [0, 1]:
 # (scale, offset) per channel, so that ``x * scale + offset`` equals the
@@ -180,65 +179,3 @@ def trainable_summary(model: keras.Model) -> dict:
     """Trainable and frozen parameter counts (for the notebooks)."""
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     return {"trainable": trainable, "frozen": int(model.count_params()) - trainable}
-
-
-def _weights(model):
-    return {v.path: v.numpy() for v in model.weights}
-
-
-def _set_weights(model, saved):
-    for v in model.weights:
-        v.assign(saved[v.path])
-
-
-def train_transfer(name: str, model: keras.Model, data, epochs_frozen: int = 5,
-                   epochs_finetune: int = 5, unfreeze_layers: int = 12,
-                   lr_frozen: float = 1e-3, lr_finetune: float = 1e-4,
-                   **kwargs) -> TrainedModel:
-    """Two phases, each a :func:`training.train` run (compile, fit with early
-    stopping, operating points on validation): the new head on the frozen
-    backbone at ``lr_frozen``, then, after :func:`unfreeze_top`, the top
-    ``unfreeze_layers`` backbone layers with the head at ``lr_finetune``.
-    ``epochs_finetune=0`` skips phase two.
-
-    Selected on validation: if fine-tuning does not raise the validation ROC
-    AUC (pneumonia vs normal), the frozen-phase weights are restored and kept.
-    The history holds both phases one after the other (``history["phase"]``:
-    1 or 2 per epoch), and the timing covers both (``train_seconds``,
-    ``epochs_run``), with the share of each phase. Other keyword arguments
-    (``target_recall``, ``patience``, ``verbose``, ``tta`` ...) go to ``train``.
-    """
-    def auc(r):
-        return r.validation["binary"]["roc_auc"]
-
-    n_train = len(data.labels("train"))
-    first = train(name, model, data, epochs=epochs_frozen, learning_rate=lr_frozen, **kwargs)
-    phases = [first]
-    best, saved = first, _weights(model)
-    if epochs_finetune > 0:
-        unfreeze_top(model, unfreeze_layers)
-        second = train(name, model, data, epochs=epochs_finetune, learning_rate=lr_finetune,
-                       **kwargs)
-        phases.append(second)
-        if auc(second) >= auc(first):
-            best = second
-        else:
-            _set_weights(model, saved)
-    history: dict = {"phase": []}
-    for i, r in enumerate(phases, 1):
-        n = len(r.history["loss"])
-        history["phase"] += [i] * n
-        for k, v in r.history.items():
-            history.setdefault(k, [None] * (len(history["phase"]) - n))
-            history[k] += list(v)
-    seconds = sum(r.timing["train_seconds"] for r in phases)
-    epochs = sum(r.timing["epochs_run"] for r in phases)
-    timing = {"train_seconds": round(seconds, 2), "epochs_run": epochs,
-              "train_images_per_second": round(n_train * epochs / seconds, 2) if seconds else None,
-              "frozen_seconds": first.timing["train_seconds"],
-              "frozen_epochs": first.timing["epochs_run"],
-              "finetune_seconds": phases[1].timing["train_seconds"] if len(phases) > 1 else 0.0,
-              "finetune_epochs": phases[1].timing["epochs_run"] if len(phases) > 1 else 0,
-              "selected_phase": 2 if best is not first else 1}
-    return TrainedModel(name, model, history, timing, best.thresholds, best.val_scores,
-                        best.validation)

@@ -1,18 +1,27 @@
-"""What a run leaves behind: the output folder, ``metrics.json``, the result
-summary in words, and the self-contained HTML report.
+"""What a run says about itself: ``metrics.json``, the result summary in
+words, ``MODEL_CARD.md`` and the self-contained HTML report.
 
-The data folder is only ever read; every output goes to the output folder.
+Every sentence is written from the run's own ``metrics.json`` and is true for
+the data it ran on: what ``test/`` is is said from what is known of it (its
+counts against those of Kaggle's official test split), and what is not known
+is put as a condition.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..metrics import in_words, per_hundred
+from ..metrics import in_words, per_hundred, predictive_values
+
+#: Kaggle's official test split ("chest-xray-pneumonia"), images per class
+OFFICIAL_TEST = {"normal": 234, "pneumonia": 390}
+#: the prevalence the model card also reads the operating point at
+OTHER_PREVALENCE = 0.10
 
 
 def _jsonable(value):
@@ -28,18 +37,24 @@ def _jsonable(value):
 
 
 def metrics_document(params: dict, data, instruments: dict, test: dict | None = None,
-                     timing: dict | None = None, seeds: dict | None = None) -> dict:
+                     timing: dict | None = None, seed_rows: list[dict] | None = None) -> dict:
     """Everything ``metrics.json`` holds, the same layout for both tasks:
     ``params``, ``task``, ``data`` (images per subset and class), the
     validation instruments (``validation``, ``counter_framed``, ``stress``,
-    ``sanity``), ``seeds`` (figures of each training seed and their spread,
-    when several were trained), ``test`` (with patient-bootstrap intervals)
-    and ``timing``. Every metrics block has a ``binary`` part (pneumonia vs
+    ``anatomy``, ``sanity``), ``seeds`` (the row of each training seed and the
+    spread of each figure over them, when several were trained), ``test``
+    (with patient-bootstrap intervals), ``timing``, the package version and
+    the date. Every metrics block has a ``binary`` part (pneumonia vs
     normal); the ternary task adds ``three_class`` and ``bacterial_vs_viral``."""
-    doc = {"params": params, "task": data.task.name, "data": data.counts()}
-    doc.update({k: v for k, v in instruments.items()})
-    if seeds is not None:
-        doc["seeds"] = seeds
+    from .. import __version__
+    from ..evaluation.selection import seed_spread
+
+    doc = {"params": params, "task": data.task.name, "data": data.counts(),
+           "package_version": __version__, "date": datetime.date.today().isoformat()}
+    doc.update(instruments)
+    if seed_rows:
+        doc["seeds"] = {"per_seed": seed_rows,
+                        "spread": seed_spread(seed_rows).to_dict(orient="index")}
     if test is not None:
         doc["test"] = test["metrics"]
     if timing:
@@ -53,95 +68,167 @@ def write_json(doc: dict, path) -> Path:
     return path
 
 
+# ----------------------------------------------------------------- phrases
+
+def interval(m: dict, k: str) -> str:
+    """`` (95% CI a-b)`` for figure ``k`` of a metrics block, or nothing."""
+    ci = m.get("ci95", {}).get(k)
+    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+
+
+def _binary_counts(counts: dict) -> dict:
+    normal = counts.get("normal", 0)
+    return {"normal": normal, "pneumonia": sum(v for k, v in counts.items() if k != "normal")}
+
+
+def test_split_in_words(doc: dict) -> str:
+    """What ``test/`` is, from what is known of it, the caveat a condition."""
+    n = _binary_counts(doc["data"]["test"])
+    held = f"`test/` holds {n['normal']} normal and {n['pneumonia']} pneumonia images"
+    if n == OFFICIAL_TEST:
+        return (f"{held}, the counts of Kaggle's official test split: if it is that split, "
+                "its images come from a later period and are framed and exposed unlike the "
+                "training images, so its figures measure the model outside its training "
+                "distribution.")
+    return (f"{held}; Kaggle's official test split has {OFFICIAL_TEST['normal']} and "
+            f"{OFFICIAL_TEST['pneumonia']}, so this is another set. If it holds patients "
+            "drawn like the training images (as a holdout carved from the official train split "
+            "does), it flatters every model: images framed or exposed otherwise (the official "
+            "test split, other hospitals) score healthy children higher.")
+
+
+def geometric_worst(doc: dict):
+    """The worst geometric stress view for specificity: ``(name, row)`` or ``None``."""
+    from ..evaluation.instruments import worst_view
+    from ..evaluation.stress import GEOMETRIC
+
+    stress = doc.get("stress")
+    if not stress or not any(v in stress for v in GEOMETRIC):
+        return None
+    return worst_view(stress, "specificity", GEOMETRIC)
+
+
+def _model_in_words(doc: dict) -> str:
+    p = doc["params"]
+    n_seeds = p.get("n_seeds", 1)
+    seeds = (f"the mean of {n_seeds} networks trained with seeds {p.get('seed')}-"
+             f"{p.get('seed') + n_seeds - 1}" if n_seeds > 1
+             else f"one network trained with seed {p.get('seed')}")
+    return f"recipe `{p.get('recipe')}`, {seeds}"
+
+
 def summary_markdown(doc: dict) -> str:
     """The result of a run in a few sentences, from its own ``metrics.json``
-    document: what the test figures are, what they do not show, and where
-    the operating point stands under the validation instruments."""
+    document: the test figures, what ``test/`` is, and where the operating
+    point stands under the validation instruments that tracked the official
+    test split when it was scored blind."""
     test, val = doc["test"]["binary"], doc["validation"]["binary"]
-    ci = test.get("ci95", {})
-
-    def interval(k):
-        return f" (95% CI {ci[k][0]:.3f}-{ci[k][1]:.3f})" if k in ci else ""
-
     n = doc["data"]
     lines = [
-        f"**Result** ({doc['task']} task, image size {doc['params'].get('image_size')}, "
-        f"{sum(n['train'].values())} training and {sum(n['validation'].values())} validation "
-        f"images, seed {doc['params'].get('seed')}).",
+        f"**Result** ({doc['task']} task; {_model_in_words(doc)}; image size "
+        f"{doc['params'].get('image_size')}; {sum(n['train'].values())} training and "
+        f"{sum(n['validation'].values())} validation images).",
         "",
         f"- **Test** (`test/`, {sum(n['test'].values())} images, scored once, at the threshold "
         f"{val['threshold']:.3f} chosen on validation for recall "
         f"{doc['params'].get('target_recall')}): ROC AUC {test['roc_auc']:.3f}"
-        f"{interval('roc_auc')}, recall {test['recall']:.3f}{interval('recall')}, "
-        f"specificity {test['specificity']:.3f}{interval('specificity')}: "
+        f"{interval(test, 'roc_auc')}, recall {test['recall']:.3f}{interval(test, 'recall')}, "
+        f"specificity {test['specificity']:.3f}{interval(test, 'specificity')}: "
         f"{in_words(test).split(' (')[0]}; {per_hundred(test)}.",
     ]
     if "three_class" in doc["test"]:
         tc, bv = doc["test"]["three_class"], doc["test"]["bacterial_vs_viral"]
         lines.append(f"- **Three classes** on test: accuracy {tc['accuracy']:.3f}, bacterial vs "
                      f"viral ROC AUC {bv['roc_auc']:.3f}.")
+    worst = geometric_worst(doc)
+    if worst is not None:
+        name, row = worst
+        lines.append(f"- **Worst geometric stress view** of validation images (zoomed or "
+                     f"shifted, the instrument that tracked the blind specificity): `{name}`, "
+                     f"specificity {row['specificity']:.3f} (ROC AUC {row['auc']:.3f}) at the "
+                     "same threshold.")
+    anatomy = doc.get("anatomy")
+    if anatomy:
+        lines.append("- **Anatomy** (validation): " + anatomy_in_words(anatomy, val) + ".")
     cf = doc.get("counter_framed", {}).get("binary")
     if cf:
         lines.append(
-            f"- **Counter-framed validation** ({doc['counter_framed']['n_normal']} normal images "
-            f"framed like pneumonia, {doc['counter_framed']['n_pneumonia']} pneumonia images "
-            f"framed like normal): ROC AUC {cf['roc_auc']:.3f} against {val['roc_auc']:.3f} on "
-            f"all of validation; specificity {cf['specificity']:.3f} at the same threshold.")
-    stress = doc.get("stress")
-    if stress:
-        worst = min(stress, key=lambda v: stress[v]["specificity"])
-        lines.append(f"- **Stress test** of validation images: the worst view for specificity is "
-                     f"`{worst}` ({stress[worst]['specificity']:.3f}; ROC AUC "
-                     f"{stress[worst]['auc']:.3f}).")
+            f"- Counter-framed validation subset ({doc['counter_framed']['n_normal']} normal, "
+            f"{doc['counter_framed']['n_pneumonia']} pneumonia images; a row for the record: "
+            f"blind, it did not predict the shift): ROC AUC {cf['roc_auc']:.3f}, specificity "
+            f"{cf['specificity']:.3f}.")
     seeds = doc.get("seeds")
     if seeds:
         s = seeds["spread"]
         lines.append(f"- **Seeds** ({len(seeds['per_seed'])} trainings): validation threshold "
                      f"{s['threshold']['min']:.3f}-{s['threshold']['max']:.3f}, specificity "
-                     f"{s['val_specificity']['min']:.3f}-{s['val_specificity']['max']:.3f}, "
-                     f"counter-framed ROC AUC {s['cf_auc']['min']:.3f}-{s['cf_auc']['max']:.3f}.")
-    lines += [
-        "",
-        "What this does not show: `test/` here is a holdout of patients from the official train "
-        "split, drawn like the training images, so it flatters every model. Images framed or "
-        "exposed otherwise (the official test split, other hospitals) score healthy children "
-        "higher; the counter-framed and stress figures above are the honest guide to that.",
-    ]
+                     f"{s['val_specificity']['min']:.3f}-{s['val_specificity']['max']:.3f}.")
+    lines += ["", "What `test/` is: " + test_split_in_words(doc)]
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- tables
-
-def count_table(data) -> pd.DataFrame:
-    """Images per subset (rows, in reading order) and class (columns)."""
-    counts = pd.DataFrame(data.counts()).T
-    order = [s for s in ("train", "validation", "test", "sanity") if s in counts.index]
-    return counts.loc[order, list(data.task.class_names)]
+def anatomy_in_words(anatomy: dict, val: dict) -> str:
+    """The anatomy-grounded instruments in one sentence."""
+    parts = []
+    if "saliency_normal" in anatomy:
+        parts.append(f"{anatomy['saliency_normal']:.2f} of the Grad-CAM mass inside the lung "
+                     f"fields on normal images, {anatomy['saliency_pneumonia']:.2f} on pneumonia "
+                     "images")
+    if "sm_specificity" in anatomy:
+        parts.append(f"scale-matched subset ROC AUC {anatomy['sm_auc']:.3f}, specificity "
+                     f"{anatomy['sm_specificity']:.3f}")
+    if "marker_specificity" in anatomy:
+        parts.append(f"specificity {anatomy['marker_specificity']:.3f} with markers pasted "
+                     f"outside the lungs (plain validation {val['specificity']:.3f})")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------- model card
 
-def _ci(m: dict, k: str) -> str:
-    ci = m.get("ci95", {}).get(k)
-    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+def _row(name: str, m: dict) -> str:
+    return (f"| {name} | {m['roc_auc']:.3f}{interval(m, 'roc_auc')} | "
+            f"{m['recall']:.3f}{interval(m, 'recall')} | "
+            f"{m['specificity']:.3f}{interval(m, 'specificity')} |")
 
 
-def model_card(doc: dict) -> str:
+TERMS = [
+    ("recall (sensitivity)", "the share of children with pneumonia that the model flags"),
+    ("specificity", "the share of healthy children that the model calls normal"),
+    ("ROC AUC", "the chance that a random child with pneumonia scores higher than a random "
+                "healthy child (1 is perfect, 0.5 is chance); it does not depend on the threshold"),
+    ("threshold", "the score at or above which an image is called pneumonia"),
+    ("PPV / NPV", "positive / negative predictive value: of the children flagged, the share "
+                  "that have pneumonia; of those called normal, the share that are healthy. "
+                  "They depend on how common pneumonia is (the prevalence)"),
+    ("validation patients", "children of `train/` held out by patient, where every choice is "
+                            "made"),
+    ("geometric stress view", "the validation images zoomed out, zoomed in or shifted, scored "
+                              "at the same threshold"),
+    ("counter-framed subset", "validation images framed against type by a model that sees only "
+                              "the image borders"),
+    ("95% CI", "a 95% bootstrap interval over patients"),
+]
+
+
+def model_card(doc: dict, figures=("confusion_matrix.png", "roc_pr.png",
+                                   "score_histograms.png", "stress_test.png",
+                                   "grad_cam.png")) -> str:
     """``MODEL_CARD.md``, written from a run's ``metrics.json`` document: what
     the model is for and not for, the data and its known problems, the figures
-    with their intervals, the operating point in plain words, and its limits."""
+    with their intervals, the operating point in plain words (with predictive
+    values at the data's prevalence and at :data:`OTHER_PREVALENCE`), its
+    limits, the figures of the run (linked: they sit beside the card) and
+    every term defined."""
     p, n = doc["params"], doc["data"]
     test, val = doc["test"]["binary"], doc["validation"]["binary"]
-    cf = doc.get("counter_framed", {}).get("binary", {})
-    stress = doc.get("stress", {})
-    worst = min(stress, key=lambda v: stress[v]["specificity"]) if stress else None
-    seeds = doc.get("seeds", {}).get("spread", {})
+    counts = _binary_counts(n["test"])
+    prevalence = counts["pneumonia"] / max(1, sum(counts.values()))
     lines = [
         "# Model card: pneumo",
         "",
-        f"Written by the final notebook from its own `metrics.json` (recipe `{p.get('recipe')}`, "
-        f"task `{doc['task']}`, image size {p.get('image_size')}, {p.get('n_seeds')} training "
-        f"seed(s) from {p.get('seed')}, target recall {p.get('target_recall')}).",
+        f"Written on {doc.get('date', '?')} by pneumo_helpers {doc.get('package_version', '?')} "
+        f"from the run's own `metrics.json`: {_model_in_words(doc)}, task `{doc['task']}`, "
+        f"image size {p.get('image_size')}, threshold chosen for recall {p.get('target_recall')}.",
         "",
         "## Intended use",
         "",
@@ -158,44 +245,50 @@ def model_card(doc: dict) -> str:
         "",
         "Known problems:",
         "",
-        "- **Framing and exposure differ between the classes** in the training data (normal "
-        "images share one framing and exposure; pneumonia images vary), and the official test "
-        "split's normal images are framed like the training pneumonia images. A model can learn "
-        "the frame instead of the lungs; a holdout from the same distribution does not show it.",
+        "- **Framing and scale differ between the classes** in the training data (the healthy "
+        "children are mostly small and framed wide, the pneumonia images tighter), and in the "
+        "official test split many healthy children fill the frame. A model can learn the child's "
+        "size and framing instead of the lungs; a holdout from the same distribution does not "
+        "show it.",
         "- **Label noise**: some labels are known to be wrong or uncertain, and pneumonia types "
         "(bacterial / viral) come from file names; hundreds of patient ids carry both types.",
         "- **Kaggle's `val` split has 16 images**: too few to choose anything on; validation "
-        "patients are carved out of `train/` instead, and `test/` here is a holdout of patients "
-        "from the official train split, not the official test split.",
+        "patients are carved out of `train/` instead.",
+        f"- What `test/` is: {test_split_in_words(doc)}",
         "",
         "## Figures",
         "",
         "| | ROC AUC | recall | specificity |",
         "|---|---|---|---|",
-        f"| validation (threshold chosen here) | {val['roc_auc']:.3f} | {val['recall']:.3f} | "
-        f"{val['specificity']:.3f} |",
+        _row("validation (threshold chosen here)", val),
     ]
+    worst = geometric_worst(doc)
+    if worst is not None:
+        name, row = worst
+        lines.append(f"| worst geometric stress view of validation (`{name}`) | "
+                     f"{row['auc']:.3f} | {row['recall']:.3f} | {row['specificity']:.3f} |")
+    cf = doc.get("counter_framed", {}).get("binary")
     if cf:
-        lines.append(f"| counter-framed validation ({doc['counter_framed']['n_normal']} normal, "
-                     f"{doc['counter_framed']['n_pneumonia']} pneumonia) | {cf['roc_auc']:.3f} | "
-                     f"{cf['recall']:.3f} | {cf['specificity']:.3f} |")
-    if worst:
-        lines.append(f"| stress test, worst view (`{worst}`) | {stress[worst]['auc']:.3f} | "
-                     f"{stress[worst]['recall']:.3f} | {stress[worst]['specificity']:.3f} |")
-    lines.append(f"| test (`test/`, scored once) | {test['roc_auc']:.3f}{_ci(test, 'roc_auc')} | "
-                 f"{test['recall']:.3f}{_ci(test, 'recall')} | "
-                 f"{test['specificity']:.3f}{_ci(test, 'specificity')} |")
+        lines.append(_row(f"counter-framed validation ({doc['counter_framed']['n_normal']} "
+                          f"normal, {doc['counter_framed']['n_pneumonia']} pneumonia)", cf))
+    lines.append(_row("test (`test/`, scored once)", test))
     if "bacterial_vs_viral" in doc["test"]:
         bv, tc = doc["test"]["bacterial_vs_viral"], doc["test"]["three_class"]
         lines += ["", f"Three classes on test: accuracy {tc['accuracy']:.3f}; bacterial vs viral "
-                  f"ROC AUC {bv['roc_auc']:.3f}{_ci(bv, 'roc_auc')}."]
-    lines += ["", "Intervals: 95% bootstrap over patients."]
+                  f"ROC AUC {bv['roc_auc']:.3f}{interval(bv, 'roc_auc')}."]
+    anatomy = doc.get("anatomy")
+    if anatomy:
+        lines += ["", "Anatomy-grounded instruments (validation): "
+                  + anatomy_in_words(anatomy, val) + "."]
+    seeds = doc.get("seeds", {}).get("spread", {})
     if seeds:
-        lines.append(f"Over the {len(doc['seeds']['per_seed'])} training seeds, the validation "
-                     f"threshold ranged {seeds['threshold']['min']:.3f}-"
-                     f"{seeds['threshold']['max']:.3f} and validation specificity "
-                     f"{seeds['val_specificity']['min']:.3f}-{seeds['val_specificity']['max']:.3f}"
-                     "; the model is the mean of their predictions.")
+        lines += ["", f"Over the {len(doc['seeds']['per_seed'])} training seeds, the validation "
+                  f"threshold ranged {seeds['threshold']['min']:.3f}-"
+                  f"{seeds['threshold']['max']:.3f} and validation specificity "
+                  f"{seeds['val_specificity']['min']:.3f}-{seeds['val_specificity']['max']:.3f}"
+                  "; the model is the mean of their predictions."]
+    ppv, npv = predictive_values(test["recall"], test["specificity"], prevalence)
+    ppv2, npv2 = predictive_values(test["recall"], test["specificity"], OTHER_PREVALENCE)
     lines += [
         "",
         "## The operating point in plain words",
@@ -203,20 +296,67 @@ def model_card(doc: dict) -> str:
         f"The threshold ({val['threshold']:.3f}) is the most specific one that still finds "
         f"{p.get('target_recall')} of the pneumonia cases among validation patients. On `test/`: "
         f"{per_hundred(test)}.",
+        "",
+        f"At the prevalence of `test/` ({prevalence:.0%} pneumonia), {ppv:.0%} of the children "
+        f"flagged have pneumonia (PPV) and {npv:.0%} of those called normal are healthy (NPV). "
+        f"Where {OTHER_PREVALENCE:.0%} of the children X-rayed have pneumonia, with the same "
+        f"recall and specificity: PPV {ppv2:.0%}, NPV {npv2:.0%}.",
     ]
-    if cf:
-        lines.append(f"On validation images framed against type (counter-framed): {per_hundred(cf)}.")
+    if worst is not None:
+        lines.append(f"\nOn validation images zoomed or shifted as in `{worst[0]}`: "
+                     f"{per_hundred(worst[1])}.")
     lines += [
         "",
         "## Limits",
         "",
         "- One hospital, one age range, one period: other sites, ages and machines were never "
-        "seen. Expect the specificity to be lower where images are framed or exposed "
-        "otherwise; the counter-framed and stress figures above are the honest guide.",
+        "seen. Expect the specificity to be lower where children are framed or sized otherwise; "
+        "the worst geometric stress view above is the validation figure that tracked the "
+        "official test split when it was scored blind.",
         "- The score is a ranking with a threshold chosen for one target recall, not a "
         "calibrated probability for another site; `pneumo predict --site-prevalence` re-weights "
         "it to a site's estimated prevalence, the decision stays at the threshold.",
         "- Input: one frontal chest X-ray per image, JPEG, PNG or single-frame DICOM, resized to "
-        f"{p.get('image_size')} x {p.get('image_size')} pixels without keeping the aspect ratio.",
+        "a square without keeping the aspect ratio.",
+        "",
+        "## Figures of this run",
+        "",
+        *[f"![{f.removesuffix('.png').replace('_', ' ')}]({f})" for f in figures],
+        "",
+        "## Terms",
+        "",
+        *[f"- **{term}**: {meaning}." for term, meaning in TERMS],
     ]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------- HTML report
+
+GENERATOR = '<meta name="generator" content="pneumo report">'
+
+
+def is_html_report(path) -> bool:
+    """Whether ``path`` is a page written by :func:`html_report` (which may be replaced)."""
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR.encode() in f.read(4096 * 16)
+    except OSError:
+        return False
+
+
+def html_report(notebook, html, with_code: bool = False, title: str | None = None) -> Path:
+    """Write an executed notebook as one HTML file anyone can open in a
+    browser: figures embedded, code cells shown only ``with_code``; the tab
+    title names the run."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata["title"] = title or f"pneumo: {Path(notebook).name}"
+    exporter = HTMLExporter(exclude_input=not with_code, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    body = body.replace("<head>", "<head>\n" + GENERATOR, 1)
+    html = Path(html)
+    html.write_text(body, encoding="utf-8")
+    return html

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import MIN_SIDE, SUFFIXES, load_image
-from ..data.paths import is_hidden_or_system, resolve
+from ..data.paths import is_hidden_or_system
 
 
 def find_images(paths) -> list[Path]:
@@ -44,18 +44,16 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> 
     import tensorflow as tf
 
     from ..metrics import pneumonia_score
-    from ..modeling.augment import tta_transforms
-    from ..modeling.training import predict
+    from ..modeling.training import predict_scores
 
     files = find_images(paths)
     rows, batch, where = [], [], []
-    tta = tta_transforms(saved.tta_frames) if saved.tta_frames else None
 
     def flush():
         if not batch:
             return
         x = tf.data.Dataset.from_tensors(np.stack(batch))
-        probs, _ = predict(saved.model, x, tta)  # the same test-time views as in training
+        probs = predict_scores(saved.model, x)  # its test-time views are inside the model
         p = pneumonia_score(probs)
         for i, row_index in enumerate(where):
             row = rows[row_index]
@@ -85,6 +83,15 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> 
     return rows
 
 
+def is_predictions_csv(path) -> bool:
+    """Whether ``path`` is a CSV written by :func:`write_csv` (which may be replaced)."""
+    try:
+        with open(path, "rb") as f:
+            return f.readline().startswith(b"path,pneumonia_probability,")
+    except OSError:
+        return False
+
+
 def write_csv(rows: list[dict], path, class_names=()) -> Path:
     columns = ["path", "pneumonia_probability", "decision"]
     if len(class_names) > 2:
@@ -103,13 +110,11 @@ def heatmap_figure(image, cam, title: str):
     """One X-ray with its Grad-CAM overlay, a title and a colour bar."""
     import matplotlib.pyplot as plt
 
+    from ..evaluation.explain import CAM_LABEL, overlay
+
     fig, ax = plt.subplots(figsize=(4.6, 4.2), layout="constrained")
-    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
-    shown = ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    bar = fig.colorbar(shown, ax=ax, shrink=0.8)
-    bar.set_label("Grad-CAM (0-1, per image)")
+    bar = fig.colorbar(overlay(ax, image, cam, title), ax=ax, shrink=0.8)
+    bar.set_label(CAM_LABEL, fontsize=7)
     return fig
 
 
@@ -127,7 +132,7 @@ def write_heatmaps(saved, rows: list[dict], folder) -> list[Path]:
         if row["error"]:
             continue
         image = load_image(row["path"], saved.image_size)
-        cam = grad_cam(saved.model, image[None])[0]
+        cam = grad_cam(saved.networks, image[None])[0]
         name = Path(row["path"]).stem
         stem, k = name, 1
         while stem in used:  # the same file name in two folders
@@ -142,16 +147,3 @@ def write_heatmaps(saved, rows: list[dict], folder) -> list[Path]:
         plt.close(fig)
         written.append(out)
     return written
-
-
-def check_outputs_outside_inputs(outputs, inputs) -> None:
-    """Refuse an output path inside a folder of images being scored."""
-    for out in outputs:
-        if out is None:
-            continue
-        o = resolve(out)
-        for i in inputs:
-            folder = resolve(i)
-            if folder.is_dir() and (o == folder or folder in o.parents):
-                raise ValueError(f"{out} is inside {i}, a folder being scored; write outputs "
-                                 "elsewhere (nothing is written beside the images)")

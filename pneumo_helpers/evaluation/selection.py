@@ -1,0 +1,182 @@
+"""Choosing among recipes, on validation patients only: every recipe trained
+with every seed, each training and the mean of each recipe's seeds as a row
+of instruments (:func:`compare`, with a cache so a rerun resumes), the spread
+over seeds (:func:`seed_spread`), and the rule that keeps one (:func:`choose`).
+The final notebook reads its one recipe's seeds with :func:`seed_rows`, the
+code chapters 07 and 08 use for every recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .instruments import average_scores, comparison_row
+
+#: figures whose spread over seeds is reported
+SPREAD_FIGURES = ("threshold", "val_auc", "val_specificity", "cf_auc", "cf_specificity",
+                  "geo_worst_specificity", "stress_worst_specificity", "sm_auc",
+                  "sm_specificity", "stress_markers_specificity", "saliency_normal",
+                  "saliency_pneumonia", "sanity_specificity", "val_accuracy", "val_bv_auc")
+
+
+def seed_rows(name: str, runs: list[dict], evaluator, target_recall: float = 0.98,
+              progress: bool = False) -> tuple[list[dict], dict]:
+    """The rows of one recipe's trainings and of the mean of their scores.
+
+    ``runs``: one dict per training seed, ``{"seed", "scores"
+    (Evaluator.scores), "thresholds", "timing"}``. Returns the rows (one per
+    seed, ``seed`` = the seed, then ``seed`` = ``"mean"``) and the mean
+    model's instruments, its operating points chosen on the mean of the
+    validation scores."""
+    rows = []
+    for run in runs:
+        ins = evaluator.instruments(run["scores"], run["thresholds"])
+        rows.append({"recipe": name, "seed": str(run["seed"]),
+                     **comparison_row(f"{name} seed {run['seed']}", evaluator.task, ins,
+                                      timing=run.get("timing"))})
+        if progress:
+            r = rows[-1]
+            print(f"{name}, seed {run['seed']}: validation ROC AUC {r['val_auc']:.3f}, "
+                  f"threshold {r['threshold']:.3f}, worst geometric view specificity "
+                  f"{r.get('geo_worst_specificity', float('nan')):.3f}", flush=True)
+    mean = average_scores([r["scores"] for r in runs])
+    instruments = evaluator.instruments(mean, evaluator.operating_points(mean["plain"],
+                                                                         target_recall))
+    label = f"{name}, mean of {len(runs)} seeds" if len(runs) > 1 else f"{name} seed {runs[0]['seed']}"
+    rows.append({"recipe": name, "seed": "mean",
+                 **comparison_row(label, evaluator.task, instruments)})
+    return rows, instruments
+
+
+def seed_spread(rows) -> pd.DataFrame:
+    """Over rows of single trainings (one per seed): the ``min``, ``max``,
+    ``mean`` and ``range`` (max - min) of each of :data:`SPREAD_FIGURES`
+    present, one row per figure. A recipe whose threshold or specificity
+    wanders with the seed is not finished."""
+    table = pd.DataFrame(rows)
+    stats = {}
+    for k in SPREAD_FIGURES:
+        if k in table and table[k].notna().any():
+            v = table[k].astype(float)
+            stats[k] = {"min": v.min(), "max": v.max(), "mean": v.mean(),
+                        "range": v.max() - v.min()}
+    return pd.DataFrame.from_dict(stats, orient="index")
+
+
+def spread_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`seed_spread` per recipe of a :func:`compare` table: one row per
+    recipe, columns ``<figure>_range`` and ``<figure>_mean``."""
+    single = table[table["seed"] != "mean"]
+    out = {}
+    for recipe, rows in single.groupby("recipe", sort=False):
+        s = seed_spread(rows)
+        out[recipe] = {**{f"{k}_range": s.loc[k, "range"] for k in s.index},
+                       **{f"{k}_mean": s.loc[k, "mean"] for k in s.index}}
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+# ------------------------------------------------------------------ the cache
+
+def _cache_key(recipe, data, seed, epochs, target_recall) -> dict:
+    from .. import __version__
+
+    return {"package_version": __version__, "recipe": repr(recipe), "seed": seed,
+            "epochs": epochs, "target_recall": target_recall,
+            "image_size": data.image_size, "batch_size": data.batch_size, "split_seed": data.seed,
+            "task": data.task.name, "n_train": len(data.subset("train")),
+            "n_validation": len(data.subset("validation"))}
+
+
+def _to_json(scores: dict) -> dict:
+    return {k: (_to_json(v) if isinstance(v, dict) else np.asarray(v).tolist())
+            for k, v in scores.items()}
+
+
+def _from_json(scores: dict) -> dict:
+    return {k: (_from_json(v) if isinstance(v, dict) else np.asarray(v))
+            for k, v in scores.items()}
+
+
+def scored_training(recipe, data, seed: int, evaluator, epochs: int = 15,
+                    target_recall: float = 0.98, cache_dir=None,
+                    trained_networks: dict | None = None) -> dict:
+    """Train ``recipe`` with ``seed`` and score it on every instrument of
+    ``evaluator``: ``{"seed", "scores", "thresholds", "timing"}``. With
+    ``cache_dir``, the result (scores and figures, not the model) is kept in
+    ``<cache_dir>/<recipe>/seed<seed>.json`` and reused when the recipe, seed,
+    data and parameters match. ``trained_networks`` (a dict) keeps the fitted
+    networks of this session, so that recipes differing only in their
+    test-time views share one training."""
+    from dataclasses import replace
+
+    from ..modeling.recipes import fit_recipe, get_recipe
+    from ..modeling.training import operating_points
+
+    recipe = get_recipe(recipe)
+    key = _cache_key(recipe, data, seed, epochs, target_recall)
+    path = Path(cache_dir) / recipe.name / f"seed{seed}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return {"seed": seed, "scores": _from_json(cached["scores"]),
+                    "thresholds": cached["thresholds"], "timing": cached["timing"]}
+    same_network = repr(replace(recipe, name="", description="", views=())), seed, epochs
+    if trained_networks is not None and same_network in trained_networks:
+        fitted = trained_networks[same_network]
+        trained = operating_points(f"{recipe.name} seed {seed}", recipe, fitted.networks, data,
+                                   target_recall, history=fitted.history,
+                                   timing=fitted.timing, seeds=(seed,))
+    else:
+        trained = fit_recipe(recipe, data, seed, epochs=epochs, target_recall=target_recall)
+        if trained_networks is not None:
+            trained_networks[same_network] = trained
+    out = {"seed": seed, "scores": evaluator.scores(trained), "thresholds": trained.thresholds,
+           "timing": trained.timing}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "scores": _to_json(out["scores"]),
+                                    "thresholds": out["thresholds"], "timing": out["timing"]}))
+    return out
+
+
+def compare(names, data, seeds, evaluator=None, epochs: int = 15, target_recall: float = 0.98,
+            cache_dir=None, progress: bool = True) -> list[dict]:
+    """Every recipe of ``names`` trained with every seed of ``seeds`` on the
+    same patient split, each as rows of :func:`seed_rows` (validation
+    instruments only)."""
+    from .instruments import Evaluator
+
+    evaluator = evaluator or Evaluator(data, "validation")
+    rows, trained_networks = [], {}
+    for name in names:
+        runs = [scored_training(name, data, seed, evaluator, epochs, target_recall, cache_dir,
+                                trained_networks) for seed in seeds]
+        rows += seed_rows(getattr(name, "name", name), runs, evaluator, target_recall,
+                          progress)[0]
+    return rows
+
+
+# ------------------------------------------------------------------ the rule
+
+SHIFT_FIGURES = ("cf_specificity", "stress_counter_exposed_specificity",
+                 "stress_zoom_in_1.2_specificity")
+
+
+def choose(table: pd.DataFrame, auc_margin: float = 0.002) -> str:
+    """The recipe kept, on validation instruments only: among recipes whose
+    mean-of-seeds model keeps the validation ROC AUC within ``auc_margin`` of
+    the best, the highest mean of the three shift specificities
+    (:data:`SHIFT_FIGURES`: counter-framed normal images, counter-exposed
+    validation images, validation images zoomed in 1.2x, each at the
+    validation threshold); ties go to the smallest spread of validation
+    specificity over seeds."""
+    means = table[table["seed"] == "mean"].set_index("recipe")
+    eligible = means[means["val_auc"] >= means["val_auc"].max() - auc_margin]
+    shift = eligible[list(SHIFT_FIGURES)].mean(axis=1).round(4)
+    spread = spread_table(table)["val_specificity_range"].reindex(shift.index)
+    order = sorted(shift.index, key=lambda r: (-shift[r], spread[r]))
+    return order[0]
