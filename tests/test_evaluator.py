@@ -1,5 +1,6 @@
 """The seed-spread summary, the recipe table and the choice rule, by hand."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,28 +30,37 @@ def test_seed_spread_by_hand():
     assert spread.loc["b", "val_specificity_range"] == 0  # the mean row is not a seed
 
 
-def test_choose_keeps_auc_then_shift_specificity_then_steadiness():
-    table = pd.DataFrame([
-        # best shift specificity, but its AUC is 0.005 below the best: not eligible
-        row("framing_free", "1", 0.990, 0.9, 0.1, 0.99, 0.99, 0.99),
-        row("framing_free", "mean", 0.990, 0.9, 0.1, 0.99, 0.99, 0.99),
-        # eligible, shift mean 0.8, steady
-        row("steady", "1", 0.995, 0.95, 0.1, 0.9, 0.9, 0.6),
-        row("steady", "2", 0.995, 0.95, 0.1, 0.9, 0.9, 0.6),
-        row("steady", "mean", 0.995, 0.95, 0.1, 0.9, 0.9, 0.6),
-        # the same shift mean, wandering specificity: loses the tie
-        row("wandering", "1", 0.995, 0.90, 0.1, 0.9, 0.9, 0.6),
-        row("wandering", "2", 0.995, 0.99, 0.5, 0.9, 0.9, 0.6),
-        row("wandering", "mean", 0.995, 0.95, 0.3, 0.9, 0.9, 0.6),
-        # the best AUC, lower shift specificity
-        row("sharp", "1", 0.995, 0.95, 0.1, 0.8, 0.7, 0.5),
-        row("sharp", "mean", 0.995, 0.95, 0.1, 0.8, 0.7, 0.5),
-    ])
-    assert selection.choose(table) == "steady"
-    spread = selection.spread_table(table)
-    assert spread.loc["wandering", "val_specificity_range"] == pytest.approx(0.09)
-    assert spread.loc["wandering", "threshold_range"] == pytest.approx(0.4)
-    assert spread.loc["steady", "val_specificity_range"] == 0
+def rule_row(recipe, seed, auc, spec, geo, sm, saliency):
+    return {**row(recipe, seed, auc, spec, 0.2), "geo_worst_specificity": geo,
+            "sm_specificity": sm, "saliency_normal": saliency, "saliency_pneumonia": saliency + 0.1}
+
+
+def rows_of(recipe, auc, specs, geo, sm, saliency):
+    """Single-seed rows with validation specificities ``specs``, and the mean row."""
+    return ([rule_row(recipe, str(i), auc, s, geo, sm, saliency) for i, s in enumerate(specs)]
+            + [rule_row(recipe, "mean", auc, float(np.mean(specs)), geo, sm, saliency)])
+
+
+def test_choose_gates_on_auc_spread_and_saliency_then_takes_the_lower_shift_figure():
+    table = pd.DataFrame(
+        # the best shift figures, but its AUC is 0.01 below the best: not eligible
+        rows_of("weak", 0.985, [0.9, 0.9], 0.95, 0.95, 0.9)
+        # eligible, but its specificity wanders 0.08 over seeds
+        + rows_of("wandering", 0.995, [0.86, 0.94], 0.9, 0.9, 0.9)
+        # eligible, high geometric view but a poor scale-matched subset: shift 0.5
+        + rows_of("framing", 0.995, [0.95, 0.95], 0.9, 0.5, 0.7)
+        # eligible, both shift figures 0.8, but it looks outside the lungs
+        + rows_of("outside", 0.995, [0.95, 0.95], 0.85, 0.8, 0.4)
+        # eligible, lungs decide, shift min(0.75, 0.78) = 0.75
+        + rows_of("lungs", 0.994, [0.94, 0.96], 0.75, 0.78, 0.65))
+    rules = selection.rule_table(table)
+    assert rules.loc["framing", "shift"] == 0.5 and not rules.loc["weak", "eligible"]
+    assert not rules.loc["wandering", "eligible"] and not rules.loc["outside", "lungs_decide"]
+    assert selection.choose(table) == "lungs"
+    # the saliency gate comes first: without "lungs", "framing" is kept over "outside"
+    assert selection.choose(table[table.recipe != "lungs"]) == "framing"
+    # and when no eligible recipe passes it, the best shift figure among them
+    assert selection.choose(table[~table.recipe.isin(["lungs", "framing"])]) == "outside"
 
 
 def test_short_table_names():

@@ -213,7 +213,7 @@ def test_model_files_that_are_refused(small_model, tmp_path, capsys):
     model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Lambda(lambda x: x * 2),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
     modelfile.save(model, lam, json.loads(zipfile.ZipFile(path).read("pneumo.json")))
-    with pytest.raises(modelfile.ModelFileError, match="Keras cannot load it .*Lambda") as err:
+    with pytest.raises(modelfile.ModelFileError, match="holds a Keras Lambda layer") as err:
         modelfile.load(lam)
     assert "\n" not in str(err.value)
 

@@ -78,12 +78,13 @@ class SplitData:
     def subset(self, name: str) -> pd.DataFrame:
         return self.table[self.table["subset"] == name]
 
-    def _images(self, name: str, image_size: int, prepare=None):
+    def images(self, name: str, image_size: int | None = None, prepare=None):
         """Decoded ``(image, label)`` pairs of subset ``name`` at ``image_size``,
         then, if given, through ``prepare`` (a frozen Keras model applied in
         batches, e.g. the crop to the lung fields); kept in memory."""
         from .pipeline import batched, decoded
 
+        image_size = image_size or self.image_size
         key = (name, image_size, None if prepare is None else getattr(prepare, "cache_key",
                                                                         prepare.name))
         if key not in self._cache:
@@ -100,17 +101,26 @@ class SplitData:
                 shuffle_seed: int | None = None):
         """``(image, label)`` batches of subset ``name`` (decoded at
         ``image_size``, default the split's, and prepared by ``prepare``, see
-        :meth:`_images`). ``train`` is shuffled each epoch, in an order that
+        :meth:`images`). ``train`` is shuffled each epoch, in an order that
         depends on ``shuffle_seed`` (default: the split's seed) alone: each
         call gives a new pipeline, so a training does not depend on those
         before it. The other subsets keep table order."""
         from .pipeline import batched
 
-        images = self._images(name, image_size or self.image_size, prepare)
+        images = self.images(name, image_size, prepare)
         if name == "train":
             seed = self.seed if shuffle_seed is None else shuffle_seed
             return batched(images, self.batch_size, seed, len(self.subset(name)))
         return batched(images, self.batch_size)
+
+    def memo(self, key, compute):
+        """``compute()``, computed once per ``key`` and kept with the split
+        (e.g. the lung boxes of the training images); the caller never writes
+        into the split itself."""
+        key = ("memo", key)
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def labels(self, name: str) -> np.ndarray:
         return self.subset(name)[self.task.label_column].to_numpy()

@@ -39,6 +39,7 @@ class Evaluator:
         self.table = data.subset(split)
         self.labels = data.labels(split)
         self.patients = data.patients(split)
+        self._prepared = {}  # stress views as the crop to the lung fields prepares them
 
     def __repr__(self) -> str:
         counts = dict(zip(*np.unique(self.labels, return_counts=True)))
@@ -66,6 +67,63 @@ class Evaluator:
         bank = exposure_bank(self.data.subset("train"), self.data.image_size, seed=self.data.seed)
         return {**VIEWS, "counter_exposed": counter_exposed(bank)}
 
+    def views_at(self, size: int) -> dict:
+        """:attr:`views` and the marker view for images decoded at ``size``."""
+        from .anatomy import marker_view
+
+        return {**self.views, "markers": marker_view(size)}
+
+    @cached_property
+    def input_size(self) -> int:
+        """The size the anatomy instruments decode images at (that of the lung crop)."""
+        from ..lungs.crop import decode_size
+        return decode_size(self.data.image_size)
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """This split's images at :attr:`input_size` (for the anatomy instruments)."""
+        batches = self.data.dataset(self.split, self.input_size).map(lambda x, y: x)
+        return np.concatenate([b.numpy() for b in batches])
+
+    @cached_property
+    def fields(self) -> dict:
+        """The lung fields of each image: ``probability`` maps, lung ``boxes``
+        (x0, y0, x1, y1) and whether each was ``found``, and ``table``, their
+        statistics (``lungs.fields.field_statistics``) with the label."""
+        from ..lungs.fields import field_statistics, lung_fields
+
+        probability, boxes, found = lung_fields(self.images)
+        table = field_statistics(probability, boxes, found).assign(label=self.labels)
+        return {"probability": probability, "boxes": boxes, "found": found, "table": table}
+
+    @cached_property
+    def scale_matched(self) -> np.ndarray:
+        """Which images form the scale-matched subset (``anatomy.scale_matched_mask``)."""
+        from .anatomy import scale_matched_mask
+        return scale_matched_mask(self.labels, self.fields["table"]["box_area"].to_numpy())
+
+    def saliency(self, trained, batch_size: int = 64) -> np.ndarray:
+        """Per image, the share of ``trained``'s Grad-CAM mass inside its lung
+        fields, in the space the networks see (``anatomy.saliency_share``)."""
+        from .anatomy import lungs_as_the_network_sees_them, saliency_share
+        from .explain import grad_cam
+
+        recipe = trained.recipe
+        size = int(trained.networks[0].input_shape[1])
+        pre = recipe.preprocess(size)
+        key = ("saliency", getattr(pre, "cache_key", None), size)
+        if key not in self._prepared:
+            self._prepared[key] = (pre.predict(self.images, verbose=0) if pre is not None
+                                   else _resized(self.images, size))
+        shares = []
+        for i in range(0, len(self.images), batch_size):
+            x = self._prepared[key][i:i + batch_size]
+            lungs = lungs_as_the_network_sees_them(
+                recipe, self.fields["probability"][i:i + batch_size],
+                self.fields["boxes"][i:i + batch_size], size)
+            shares.append(saliency_share(grad_cam(trained.networks, x), lungs))
+        return np.concatenate(shares)
+
     def dataset(self, recipe=None):
         """This split's ``(image, label)`` batches, decoded as ``recipe`` needs."""
         size = recipe.decode_size(self.data) if recipe is not None else self.data.image_size
@@ -83,7 +141,16 @@ class Evaluator:
                  else trained.scores(ds))
         out = {"plain": np.asarray(plain)}
         if with_views:
-            out["views"] = view_scores(trained.model, ds, self.views)
+            views = self.views_at(trained.recipe.decode_size(self.data))
+            size = int(trained.networks[0].input_shape[1])
+            prepare = trained.recipe.preprocess(size)
+            if prepare is None:
+                out["views"] = view_scores(trained.model, ds, views)
+            else:  # each view cropped once for every seed of the recipe
+                from ..modeling.models import inference_model
+                head = inference_model(trained.networks, trained.recipe.views)
+                out["views"] = view_scores(head, ds, views, prepare, self._prepared)
+            out["saliency"] = self.saliency(trained)
         sanity = self.data.subset("sanity")
         if self.split == "validation" and len(sanity) and sanity["label"].nunique() == 2:
             out["sanity"] = trained.scores(self.data.dataset("sanity",
@@ -108,6 +175,30 @@ class Evaluator:
             out["sanity"] = binary_metrics(self.data.labels("sanity") > 0,
                                            pneumonia_score(scores["sanity"]),
                                            thresholds["pneumonia"])
+        if scores.get("views"):
+            out["anatomy"] = self.anatomy(scores, thresholds, out["stress"])
+        return out
+
+    def anatomy(self, scores: dict, thresholds: dict, stress) -> dict:
+        """The anatomy-grounded figures (``anatomy``): saliency share inside
+        the lungs per class, the scale-matched subset's ROC AUC and
+        specificity, and the specificity on the marker view."""
+        pneumonia = self.labels > 0
+        out = {}
+        if "saliency" in scores:
+            share = np.asarray(scores["saliency"], dtype=float)
+            for name, part in (("saliency_normal", share[~pneumonia]),
+                               ("saliency_pneumonia", share[pneumonia])):
+                # NaN where no image has any Grad-CAM mass (an untrained network)
+                out[name] = float(np.nanmean(part)) if np.isfinite(part).any() else float("nan")
+        mask = self.scale_matched
+        sm = binary_metrics(pneumonia[mask], pneumonia_score(scores["plain"])[mask],
+                            thresholds["pneumonia"])
+        out.update({"sm_auc": sm["roc_auc"], "sm_specificity": sm["specificity"],
+                    "sm_recall": sm["recall"], "sm_n_normal": int((mask & ~pneumonia).sum()),
+                    "sm_n_pneumonia": int((mask & pneumonia).sum())})
+        if "markers" in stress.index:
+            out["marker_specificity"] = float(stress.loc["markers", "specificity"])
         return out
 
     def evaluate(self, trained) -> dict:
@@ -133,11 +224,19 @@ class Evaluator:
         return {"metrics": m, "scores": scores}
 
 
+def _resized(images, size: int) -> np.ndarray:
+    if images.shape[1] == size:
+        return images
+    import tensorflow as tf
+    return tf.image.resize(images, (size, size), antialias=True).numpy()
+
+
 def average_scores(all_scores: list[dict]) -> dict:
     """The mean of several models' :meth:`Evaluator.scores`: the scores of the
-    model that averages them (``models.inference_model``)."""
+    model that averages them (``models.inference_model``); the saliency share
+    of the mean model is the mean of its networks' shares."""
     first = all_scores[0]
-    out = {k: np.mean([s[k] for s in all_scores], axis=0) for k in ("plain", "sanity")
+    out = {k: np.mean([s[k] for s in all_scores], axis=0) for k in ("plain", "sanity", "saliency")
            if k in first}
     if "views" in first:
         out["views"] = {v: np.mean([s["views"][v] for s in all_scores], axis=0)

@@ -183,3 +183,28 @@ def seed_strip(table: pd.DataFrame, columns=("threshold", "val_specificity", "cf
     axes[0].set_yticklabels(recipes)
     axes[0].invert_yaxis()
     return axes
+
+
+def lung_fields(images, probability, boxes, titles, ncols: int = 6, axes=None):
+    """X-rays with the lung-field model's mask (red contour) and the crop's
+    lung box (yellow), a title above each."""
+    images = np.asarray(images)
+    n = len(images)
+    if axes is None:
+        nrows = int(np.ceil(n / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.4 * nrows),
+                                 squeeze=False, layout="constrained")
+        fig.suptitle("lung fields (red) and the crop's lung box (yellow)")
+    axes = np.asarray(axes).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, img, prob, box, title in zip(axes, images, probability, boxes, titles):
+        s = img.shape[0]
+        ax.imshow(img[..., 0] if img.ndim == 3 else img, cmap="gray", vmin=0, vmax=1)
+        ax.contour(np.asarray(prob) > 0.5, levels=[0.5], colors="red", linewidths=0.8,
+                   extent=(0, s, s, 0))
+        x0, y0, x1, y1 = np.asarray(box) * s
+        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="yellow",
+                                   lw=1))
+        ax.set_title(title, fontsize=7)
+    return axes

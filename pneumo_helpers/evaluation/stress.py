@@ -113,20 +113,42 @@ def counter_exposed(bank: np.ndarray):
     return view
 
 
-def view_scores(model, dataset, views: dict = VIEWS) -> dict:
-    """The model's scores on each view of ``dataset`` (batches of ``(image,
-    label)``, decoded and transformed batch by batch): ``{view: scores}``. A
-    view is either keyword arguments of :func:`transform` or a callable
+def view_images(dataset, view):
+    """``dataset`` (batches of ``(image, label)``) with ``view`` applied batch
+    by batch: keyword arguments of :func:`transform`, or a callable
     ``(images, labels) -> images``."""
+    if callable(view):
+        return dataset.map(lambda x, y, v=view: (v(x, y), y))
+    return dataset.map(lambda x, y, kw=view: (transform(x, **kw), y))
+
+
+def view_scores(model, dataset, views: dict = VIEWS, prepare=None, cache: dict | None = None) -> dict:
+    """The model's scores on each view of ``dataset`` (batches of ``(image,
+    label)``, decoded and transformed batch by batch): ``{view: scores}``.
+
+    With ``prepare`` (a frozen model that ``model`` expects first, e.g. the
+    crop to the lung fields), each view is prepared once and kept in
+    ``cache`` (keyed by view and preparation), so that several models sharing
+    the preparation (the seeds of a recipe) segment each image once; the
+    result is what the whole model gives."""
+    import tensorflow as tf
+
     from ..modeling.training import predict_scores
 
     out = {}
     for name, view in views.items():
-        if callable(view):
-            changed = dataset.map(lambda x, y, v=view: (v(x, y), y))
+        changed = view_images(dataset, view)
+        if prepare is None:
+            out[name] = predict_scores(model, changed)
+            continue
+        key = (name, getattr(prepare, "cache_key", prepare.name))
+        if cache is None or key not in cache:
+            prepared = prepare.predict(changed.map(lambda x, y: x), verbose=0)
+            if cache is not None:
+                cache[key] = prepared
         else:
-            changed = dataset.map(lambda x, y, kw=view: (transform(x, **kw), y))
-        out[name] = predict_scores(model, changed)
+            prepared = cache[key]
+        out[name] = predict_scores(model, tf.data.Dataset.from_tensor_slices(prepared).batch(64))
     return out
 
 

@@ -30,7 +30,8 @@ from keras import layers
 SEGMENTER_SIZE = 128  # the segmenter's input and output
 MARGIN = 0.08  # of the box's width and height, on each side
 MIN_LUNG_SHARE = 0.02  # less lung than this in the map: no box from it
-MIN_PIXELS = 2  # a row or column holds lung when it has at least this many lung pixels
+MIN_PIXELS = 2  # a row or column holds lung when it has at least this many lung pixels,
+MIN_PROFILE = 0.05  # and at least this share of the fullest row or column (stray specks do not)
 ONE_LUNG_RATIO = 0.25  # one side under this share of the other: one lung was missed
 #: the box used when the map holds no lungs (the median box of training children)
 FALLBACK_BOX = (0.12, 0.10, 0.88, 0.80)  # x0, y0, x1, y1
@@ -71,6 +72,12 @@ def _extent(present):
             tf.where(any_, tf.cast(last, tf.float32) / size, 1.0))
 
 
+def _holds_lung(profile):
+    """Which rows (or columns) of a lung-pixel count profile ``(n, s)`` hold lung."""
+    fullest = tf.reduce_max(profile, axis=1, keepdims=True)
+    return profile >= tf.maximum(float(MIN_PIXELS), MIN_PROFILE * fullest)
+
+
 def lung_boxes(probability, images, margin: float = MARGIN):
     """Boxes ``(n, 4)`` as ``(y0, x0, y1, x1)`` fractions (the order of
     ``tf.image.crop_and_resize``) from lung probability maps ``(n, s, s, 1)``
@@ -79,8 +86,8 @@ def lung_boxes(probability, images, margin: float = MARGIN):
     description for the rule."""
     lung = tf.cast(probability[..., 0] > 0.5, tf.float32)
     s = tf.cast(tf.shape(lung)[2], tf.float32)
-    x0, x1 = _extent(tf.reduce_sum(lung, axis=1) >= MIN_PIXELS)
-    y0, y1 = _extent(tf.reduce_sum(lung, axis=2) >= MIN_PIXELS)
+    x0, x1 = _extent(_holds_lung(tf.reduce_sum(lung, axis=1)))
+    y0, y1 = _extent(_holds_lung(tf.reduce_sum(lung, axis=2)))
     # one lung missing: the box of the lung found, mirrored about the body's midline
     mid = tf.cast(body_midline(images), tf.float32)
     columns = (tf.range(tf.shape(lung)[2], dtype=tf.float32) + 0.5) / s
@@ -119,6 +126,15 @@ class LungBox(layers.Layer):
         return {**super().get_config(), "margin": self.margin}
 
 
+def _inside(boxes, h, w):
+    """``(n, h, w, 1)``: 1 inside each ``(y0, x0, y1, x1)`` box, 0 outside."""
+    y = (tf.cast(tf.range(h), tf.float32) + 0.5) / tf.cast(h, tf.float32)
+    x = (tf.cast(tf.range(w), tf.float32) + 0.5) / tf.cast(w, tf.float32)
+    rows = (y[None, :] >= boxes[:, :1]) & (y[None, :] <= boxes[:, 2:3])
+    cols = (x[None, :] >= boxes[:, 1:2]) & (x[None, :] <= boxes[:, 3:4])
+    return tf.cast(rows[:, :, None, None] & cols[:, None, :, None], tf.float32)
+
+
 @keras.saving.register_keras_serializable(package="pneumo")
 class CropToBox(layers.Layer):
     """``[image, boxes(, probability)] -> crop``: each image's box cut out and
@@ -138,6 +154,7 @@ class CropToBox(layers.Layer):
             k = max(1, int(round(self.dilate * int(probability.shape[1]))) * 2 + 1)
             lung = tf.nn.max_pool2d(tf.cast(probability > 0.5, images.dtype), k, 1, "SAME")
             lung = tf.image.resize(lung, tf.shape(images)[1:3], method="bilinear")
+            lung = lung * _inside(boxes, tf.shape(images)[1], tf.shape(images)[2])
             images = images * lung
         index = tf.range(tf.shape(images)[0])
         return tf.image.crop_and_resize(images, boxes, index, (self.size, self.size))

@@ -39,8 +39,32 @@ def get_strategy(name: str = "none") -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             raise ValueError("distribute='multiworker' needs TF_CONFIG (the cluster and this "
                              "machine's task index) in the environment")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     raise ValueError(f"distribute must be one of {', '.join(map(repr, STRATEGIES))}, got {name!r}")
+
+
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
+
+    With two or more workers, Keras 3's TensorFlow trainer (3.15) calls
+    ``reduce`` with what TensorFlow's multi-worker ``reduce`` refuses: a nest
+    (the first ``(x, y, sample_weight)`` batch, to build the model from, at the
+    start of ``fit`` and of every validation) and scalars with ``axis=0`` (the
+    loss and metrics of every step). Here a nest is reduced leaf by leaf (as
+    ``MirroredStrategy`` does) and a scalar across replicas alone (it has no
+    batch axis)."""
+
+    def reduce(self, reduce_op, value, axis):
+        reduce = super().reduce
+
+        def leaf(v):
+            if v is None:
+                return None
+            scalar = all(getattr(p, "shape", None) is not None and p.shape.rank == 0
+                         for p in self.experimental_local_results(v))
+            return reduce(reduce_op, v, None if scalar else axis)
+
+        return tf.nest.map_structure(leaf, value)
 
 
 def scaled(batch_size: int, learning_rate: float,

@@ -11,6 +11,7 @@ only in training.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from ..tasks import get_task
@@ -19,12 +20,12 @@ from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
 
 
 def augmentation(strength: str = "strong", seed: int = 42,
-                 zoom: tuple[float, float] = (0.7, 1.3)) -> keras.Sequential:
+                 zoom: tuple[float, float] = (0.7, 1.3), shift: float = 0.15) -> keras.Sequential:
     """Random reframing, gamma and sharpness, the same for both classes (see
     ``augment``); active in training only.
 
     ``"strong"``: zoom log-uniform in ``zoom`` (0.7x to 1.3x), aspect ratio 0.85
-    to 1.18, shift up to 15%, rotation up to 6 degrees, gamma 0.7 to 1.4, then
+    to 1.18, shift up to ``shift`` (15%), rotation up to 6 degrees, gamma 0.7 to 1.4, then
     sharpness from blurred to sharpened (X-ray machines and periods differ in
     exposure and sharpness as well as framing); ``"none"``: the identity.
     """
@@ -33,7 +34,7 @@ def augmentation(strength: str = "strong", seed: int = 42,
     if strength == "none":
         return keras.Sequential([layers.Identity()], name="augmentation")
     return keras.Sequential([
-        RandomReframe(zoom=zoom, shift=0.15, rotation=6.0, gamma=(0.7, 1.4),
+        RandomReframe(zoom=zoom, shift=shift, rotation=6.0, gamma=(0.7, 1.4),
                       aspect=(0.85, 1.18), seed=seed, dtype="float32"),
         layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1, dtype="float32"),
     ], name="augmentation")
@@ -81,6 +82,7 @@ def robust_cnn(
     equalize: bool = False,
     augment: str = "strong",
     zoom: tuple[float, float] = (0.7, 1.3),
+    shift: float = 0.15,
     standardize: bool = True,
     batch_norm: bool = True,
     pooling: str = "avg",
@@ -96,7 +98,7 @@ def robust_cnn(
     In order: ``body_crop`` (:class:`BodyCrop`, a canonical horizontal
     framing), ``equalize`` (:class:`HistogramEqualization`, the same image
     whatever its exposure curve), the random ``augment``\ ation (training
-    only; zoom range ``zoom``), ``standardize`` (per-image zero mean, unit
+    only; zoom range ``zoom``, shifts up to ``shift``), ``standardize`` (per-image zero mean, unit
     variance), then per entry of ``filters`` a block of ``convs_per_block``
     3x3 convolutions (``batch_norm``, ReLU) and max pooling, the very first
     convolution strided by ``stem_stride`` (2 quarters the cost of the network
@@ -111,7 +113,7 @@ def robust_cnn(
     # preprocessing stays in float32 under mixed precision; the convolutions follow the policy
     x = BodyCrop(name="body_crop", dtype="float32")(inputs) if body_crop else inputs
     x = HistogramEqualization(name="equalize", dtype="float32")(x) if equalize else x
-    x = augmentation(augment, seed=seed, zoom=zoom)(x)
+    x = augmentation(augment, seed=seed, zoom=zoom, shift=shift)(x)
     if standardize:
         x = PerImageStandardization(dtype="float32")(x)
     for i, f in enumerate(filters):
@@ -120,7 +122,9 @@ def robust_cnn(
                               use_bias=not batch_norm, kernel_regularizer=reg,
                               name=f"conv{i + 1}_{j + 1}")(x)
             if batch_norm:
-                x = layers.BatchNormalization()(x)
+                # under a tf.distribute strategy, statistics shared across replicas, so
+                # that every worker ends with the same moving mean and variance
+                x = layers.BatchNormalization(synchronized=tf.distribute.has_strategy())(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D,

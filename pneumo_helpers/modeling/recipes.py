@@ -30,6 +30,8 @@ class Recipe:
     builder: str = "robust_cnn"
     network: dict = field(default_factory=dict)
     lungs: str | None = None
+    scale_balanced: bool = False  # training zoom that gives both classes one lung-field scale
+    image_size: int | None = None  # the network's input size, if not the split's
     views: tuple = TTA_FRAMES
     learning_rate: float = 0.002
     schedule: bool = True  # one warm-up epoch, then cosine decay
@@ -41,10 +43,15 @@ class Recipe:
 
     # ------------------------------------------------------------ the images
 
+    def network_size(self, data) -> int:
+        """The network's input size: the recipe's own, else the split's."""
+        return self.image_size or data.image_size
+
     def decode_size(self, image_size) -> int:
         """The size images are decoded at: the network's input size, or more
-        for a crop to the lung fields (the crop is resized to the network's)."""
-        size = getattr(image_size, "image_size", image_size)  # a SplitData or an int
+        for a crop to the lung fields (the crop is resized to the network's).
+        ``image_size``: the network's input size, or a ``SplitData``."""
+        size = self.network_size(image_size) if hasattr(image_size, "image_size") else image_size
         if not self.lungs:
             return size
         from ..lungs.crop import decode_size
@@ -60,17 +67,25 @@ class Recipe:
 
     def prepared(self, data, subset: str, shuffle_seed: int | None = None):
         """``(image, label)`` batches of ``subset`` as the network sees them."""
-        return data.dataset(subset, self.decode_size(data), self.preprocess(data.image_size),
-                            shuffle_seed=shuffle_seed)
+        return data.dataset(subset, self.decode_size(data),
+                            self.preprocess(self.network_size(data)), shuffle_seed=shuffle_seed)
 
     def training_images(self, data, seed: int):
-        return self.prepared(data, "train", shuffle_seed=seed)
+        """The training batches, shuffled by ``seed``; with ``scale_balanced``,
+        each image zoomed (about its centre, anew each epoch) so that its
+        lung box takes an area drawn from the areas of all training images,
+        whatever its class: both classes then reach the network with one
+        distribution of lung-field scale."""
+        if not self.scale_balanced:
+            return self.prepared(data, "train", shuffle_seed=seed)
+        return _scale_balanced(data, self.network_size(data), seed)
 
     # ----------------------------------------------------------- the models
 
     def build(self, image_size: int, task, seed: int) -> keras.Model:
         from . import models
 
+        image_size = self.image_size or image_size
         if self.builder == "transfer":
             from .transfer import transfer_model
             return transfer_model(image_size=image_size, task=task, seed=seed,
@@ -84,6 +99,42 @@ class Recipe:
 
         size = int(networks[0].input_shape[1])
         return inference_model(networks, self.views, self.preprocess(size), name=self.name)
+
+
+def _scale_balanced(data, size: int, seed: int):
+    """See ``Recipe.training_images``. The lung boxes of the training images
+    are found once per split (``SplitData.memo``)."""
+    import tensorflow as tf
+
+    from ..data.pipeline import batched
+    from ..lungs.fields import lung_fields
+    from .augment import affine_matrix
+
+    pairs = data.images("train", size)  # in table order, not shuffled
+
+    def areas():
+        images = np.concatenate([x.numpy() for x, _ in batched(pairs, 64)])
+        _, boxes, _ = lung_fields(images)
+        return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).astype("float32")
+
+    area = data.memo(("lung_box_area", "train", size), areas)
+    pool = tf.constant(np.sort(area))
+    keyed = tf.data.Dataset.zip((pairs, tf.data.Dataset.from_tensor_slices(area)))
+    keyed = keyed.shuffle(len(area), seed=seed, reshuffle_each_iteration=True)
+
+    def zoom(xy, a):
+        x, y = xy
+        pick = tf.random.uniform(tf.shape(a), 0, tf.shape(pool)[0], dtype=tf.int32, seed=seed)
+        z = tf.clip_by_value(tf.sqrt(tf.gather(pool, pick) / tf.maximum(a, 1e-3)), 0.6, 1.6)
+        zero = tf.zeros_like(z)
+        x = tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=affine_matrix(z, zero, zero, zero, size, size),
+            output_shape=tf.constant([size, size]), fill_value=0.0, interpolation="BILINEAR",
+            fill_mode="CONSTANT")
+        return x, y
+
+    return keyed.batch(data.batch_size).map(zoom, num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)
 
 
 # test-time views that zoom out and shift, but never zoom in (zooming in frames a
@@ -110,6 +161,22 @@ RECIPES = {r.name: r for r in [
            network=dict(equalize=True, augment="none"), views=()),
     Recipe("zoom_0.7_2.0", "robust_cnn with random zoom up to 2x (crops of a quarter of the "
            "image)", network=dict(zoom=(0.7, 2.0))),
+    # inputs normalised by anatomy (chapter 08)
+    Recipe("lung_crop", "each image cropped to its lung fields' box (with a margin) before the "
+           "equalised CNN; mild reframing, small test-time shifts", lungs="crop",
+           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
+    Recipe("lung_crop_mask", "lung_crop, and everything outside the (slightly widened) lung "
+           "fields set to black", lungs="crop_mask",
+           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
+    Recipe("scale_balanced", "no crop: training images zoomed so that the lung-field scale has "
+           "one distribution in both classes; equalised CNN, zoom-out test-time views",
+           scale_balanced=True, network=dict(equalize=True, zoom=(0.9, 1.1)),
+           views=TTA_ZOOM_OUT),
+    Recipe("lung_crop_mobilenet", "the lung-field crop under an ImageNet MobileNet (alpha 0.25, "
+           "112 px), frozen then its top blocks fine-tuned", builder="transfer", lungs="crop",
+           image_size=112, network=dict(backbone="MobileNet", alpha=0.25),
+           learning_rate=1e-3, schedule=False, patience=3, views=(),
+           finetune=dict(epochs=6, unfreeze_layers=12, learning_rate=1e-4)),
 ]}
 DEFAULT_RECIPE = "equalized_tta_out"  # chosen in chapter 07 on validation instruments
 

@@ -8,18 +8,25 @@ names, the operating points chosen on validation and the recall they were
 chosen for, the recipe, the data counts, the validation and test figures, and
 the package version.
 
-``load`` checks the archive before Keras sees it: every entry's size (a small
-file can inflate to gigabytes), the metadata (read with a size limit, every
-key present), the format version, and every class the model configuration
-names (only Keras' own and this package's registered layers); then Keras
-loads it with safe mode on (nothing is unpickled, no Python lambda runs).
-Whatever fails is one :class:`ModelFileError` line naming the file.
+``load`` checks the archive before Keras sees it: every entry's claimed size
+(a small file can inflate to gigabytes), each entry read through once in
+bounded pieces (its CRC-32: a truncated or corrupted entry is refused), the
+metadata (read with a size limit, a JSON object with every key present and of
+the right kind), the format version, and every class and function the model
+configuration names (only Keras' own layers, activations, losses and metrics
+and this package's registered layers); then Keras loads it with safe mode on
+(nothing is unpickled, no Python lambda runs), and the model must take and
+give what its metadata says. Whatever fails is one :class:`ModelFileError`
+line naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,7 @@ REQUIRED_KEYS = ("format", "format_version", "task", "class_names", "image_size"
 MAX_ENTRY_BYTES = {ENTRY: 1_000_000, "config.json": 20_000_000, "metadata.json": 100_000,
                    "model.weights.h5": 2_000_000_000}
 MAX_RATIO = 200  # uncompressed / compressed size of one entry: more is a zip bomb
+MAX_INPUT_SIZE = 4096  # pixels a side: far above any model of this package
 
 
 @dataclass
@@ -123,21 +131,70 @@ def _read_entry(archive: zipfile.ZipFile, name: str, path) -> bytes:
 
 
 def _check_archive(archive: zipfile.ZipFile, path) -> None:
+    """What the archive's directory claims, before anything is inflated."""
+    names = archive.namelist()
     for entry in archive.infolist():
         limit = MAX_ENTRY_BYTES.get(entry.filename)
         if limit is None:
             raise ModelFileError(f"{path}: unexpected entry {entry.filename!r} in the archive")
+        if names.count(entry.filename) > 1:
+            raise ModelFileError(f"{path}: the archive holds {entry.filename} twice; refused")
         if entry.file_size > limit or entry.file_size > MAX_RATIO * max(entry.compress_size, 1) \
                 and entry.file_size > 1_000_000:
             raise ModelFileError(f"{path}: its {entry.filename} claims {entry.file_size:,} bytes "
                                  f"({entry.compress_size:,} compressed): refused before reading")
     for name in ("config.json", "model.weights.h5", ENTRY):
-        if name not in archive.namelist():
+        if name not in names:
             if name == ENTRY:
                 raise ModelFileError(f"{path}: a Keras file without pneumo's metadata; save "
                                      "models with pneumo_helpers.use.modelfile.save (the final "
                                      "notebook does)")
             raise ModelFileError(f"{path}: not a complete .keras file (no {name})")
+
+
+def _verify_entries(archive: zipfile.ZipFile, path) -> None:
+    """Every entry read through once, in bounded pieces, never inflated past
+    its limit (zipfile stops at the size the directory claims, checked
+    above): a truncated or corrupted entry (its CRC-32 checked at its end) is
+    refused here, before Keras, which would read corrupted weights on the fly
+    without noticing."""
+    for entry in archive.infolist():
+        limit, total = MAX_ENTRY_BYTES[entry.filename], 0
+        try:
+            with archive.open(entry) as f:
+                while piece := f.read(1 << 20):
+                    total += len(piece)
+                    if total > limit:
+                        raise ModelFileError(f"{path}: its {entry.filename} inflates beyond "
+                                             f"{limit:,} bytes; refused")
+        except ModelFileError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                NotImplementedError, ValueError) as err:  # bad CRC, truncated, encrypted...
+            raise ModelFileError(f"{path}: its {entry.filename} is corrupted or truncated "
+                                 f"({_first_line(err)}); refused") from None
+        if total != entry.file_size:
+            raise ModelFileError(f"{path}: its {entry.filename} is truncated ({total:,} of "
+                                 f"{entry.file_size:,} bytes); refused")
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _json(archive: zipfile.ZipFile, name: str, path):
+    try:
+        return json.loads(_read_entry(archive, name, path), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ModelFileError(f"{path}: its {name} is nested too deeply; refused") from None
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{path}: its {name} is not valid JSON ({_first_line(err)})") \
+            from None
+
+
+def _first_line(err) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
 
 
 def read_info(path) -> dict:
@@ -146,25 +203,19 @@ def read_info(path) -> dict:
     return info
 
 
-def _read(path) -> tuple[dict, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            _check_archive(archive, path)
-            info = json.loads(_read_entry(archive, ENTRY, path))
-            config = json.loads(_read_entry(archive, "config.json", path))
-    except zipfile.BadZipFile:
-        raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelFileError(f"{path}: its metadata or configuration is not valid JSON") from None
-    except (OSError, EOFError, RuntimeError, NotImplementedError) as err:  # corrupt entries
-        raise ModelFileError(f"{path}: unreadable archive ({type(err).__name__})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_info(info, path) -> None:
+    """Every key ``load`` and scoring use is there, of the right kind."""
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path}: its {ENTRY} is not a JSON object "
+                             f"({type(info).__name__}); not a pneumo model file")
+    if info.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a pneumo model file")
     version = info.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{path}: model file format {version!r} (written by pneumo_helpers "
             f"{info.get('package_version', '?')}); this pneumo_helpers reads formats "
@@ -172,37 +223,141 @@ def _read(path) -> tuple[dict, dict]:
     missing = [k for k in REQUIRED_KEYS if k not in info]
     if missing:
         raise ModelFileError(f"{path}: its {ENTRY} lacks {', '.join(missing)}")
-    if not isinstance(info["thresholds"], dict) or "pneumonia" not in info["thresholds"]:
+
+    def bad(key, expected):
+        raise ModelFileError(f"{path}: its {ENTRY} has {key} = {json.dumps(info[key])[:80]}, "
+                             f"expected {expected}")
+
+    if not isinstance(info["task"], str):
+        bad("task", "a task name")
+    names = info["class_names"]
+    if not (isinstance(names, list) and len(names) >= 2 and len(set(map(str, names))) == len(names)
+            and all(isinstance(n, str) and n for n in names)):
+        bad("class_names", "a list of at least two distinct class names")
+    for key in ("image_size", "input_size"):
+        if key in info and not (type(info[key]) is int and 8 <= info[key] <= MAX_INPUT_SIZE):
+            bad(key, f"a whole number of pixels from 8 to {MAX_INPUT_SIZE}")
+    thresholds = info["thresholds"]
+    if not isinstance(thresholds, dict) or "pneumonia" not in thresholds:
         raise ModelFileError(f"{path}: its {ENTRY} has no pneumonia threshold")
+    if not all(_number(t) and 0 <= t <= 1 for t in thresholds.values()):
+        bad("thresholds", "numbers from 0 to 1")
+    if info["target_recall"] is not None and not (_number(info["target_recall"])
+                                                  and 0 <= info["target_recall"] <= 1):
+        bad("target_recall", "a number from 0 to 1")
+    frames = info.get("tta_frames")
+    if frames is not None and not (isinstance(frames, list) and all(
+            isinstance(f, list) and len(f) == 3 and all(map(_number, f)) for f in frames)):
+        bad("tta_frames", "a list of [zoom, shift_x, shift_y] views")
+
+
+def _read(path) -> tuple[dict, dict]:
+    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: a folder, not a model file")
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        archive = zipfile.ZipFile(path)
+    except PermissionError:
+        raise ModelFileError(f"cannot read {path} (permission denied)") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)") from None
+    try:
+        with archive:
+            _check_archive(archive, path)
+            _verify_entries(archive, path)
+            info = _json(archive, ENTRY, path)
+            config = _json(archive, "config.json", path)
+    except ModelFileError:
+        raise
+    except Exception as err:  # noqa: BLE001  anything else the archive raises
+        raise ModelFileError(f"{path}: unreadable archive ({type(err).__name__}: "
+                             f"{_first_line(err)})") from None
+    _check_info(info, path)
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: its config.json is not a JSON object; not a Keras model")
     return info, config
 
 
+#: class names of Keras' serialization that name no class: a tensor, an array,
+#: bytes, ``...``, a slice; ``__lambda__`` (Python code) is refused by safe mode
+_SPECIAL = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__",
+            "__slice__", "__lambda__"}
+#: the Keras modules a function of the configuration may come from
+_FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.ops",
+                     "keras.src.activations", "keras.src.losses", "keras.src.metrics",
+                     "keras.src.ops")
+
+
 def _classes(config) -> set[tuple]:
-    """Every (module, class_name, registered_name) the configuration names."""
+    """Every (module, class_name, registered_name) the configuration names
+    (``module`` "" when the entry names none; for a function, its name)."""
     found, stack = set(), [config]
     while stack:
         o = stack.pop()
         if isinstance(o, dict):
-            if "class_name" in o and "module" in o:
-                found.add((str(o.get("module")), str(o["class_name"]),
-                           str(o.get("registered_name"))))
+            if "class_name" in o and str(o["class_name"]) not in _SPECIAL:
+                name = str(o["class_name"])
+                if name == "function":
+                    name = f"function {o.get('config')}"
+                found.add((str(o.get("module") or ""), name, str(o.get("registered_name"))))
             stack.extend(o.values())
         elif isinstance(o, list):
             stack.extend(o)
     return found
 
 
+#: Keras layers that run arbitrary code or load other files (CVE-2026-1462: TFSMLayer)
+_REFUSED_KERAS_CLASSES = {"Lambda", "TFSMLayer"}
+
+
 def _check_classes(config: dict, path) -> None:
+    """Every class and function the configuration names is Keras' own, or one of
+    pneumo's registered layers, before Keras imports or builds anything."""
     import keras
 
-    for module, name, registered in _classes(config):
-        if module == "keras" or module.startswith("keras."):
+    for module, name, registered in sorted(_classes(config)):
+        keras_module = module == "keras" or module.startswith("keras.")
+        if name.startswith("function "):
+            if keras_module and any(module == m or module.startswith(m + ".")
+                                    for m in _FUNCTION_MODULES):
+                continue
+            fn = name.removeprefix("function ")
+            if module.startswith("pneumo_helpers") and fn.startswith("pneumo>") and \
+                    keras.saving.get_registered_object(fn) is not None:
+                continue
+            raise ModelFileError(f"{path}: the model names the {name} from {module or '?'}, "
+                                 "which is neither a Keras activation, loss or metric nor one "
+                                 "of pneumo's registered functions; refused")
+        if keras_module and name in _REFUSED_KERAS_CLASSES:
+            raise ModelFileError(f"{path}: the model holds a Keras {name} layer, which runs code "
+                                 "or loads files of its own (no model of pneumo has one); refused")
+        if keras_module:
             continue
         ours = module.startswith("pneumo_helpers") and registered.startswith("pneumo>")
         if ours and keras.saving.get_registered_object(registered) is not None:
             continue
-        raise ModelFileError(f"{path}: the model names class {name} from {module}, which is "
-                             "neither Keras' nor one of pneumo's registered layers; refused")
+        raise ModelFileError(f"{path}: the model names class {name} from {module or 'no module'}, "
+                             "which is neither Keras' nor one of pneumo's registered layers; "
+                             "refused")
+
+
+def _check_model(model, info: dict, path) -> None:
+    """The loaded model takes what its metadata says and gives one score per class."""
+    size = int(info.get("input_size", info["image_size"]))
+    n = len(info["class_names"])
+    try:
+        inputs, outputs = tuple(model.input_shape), tuple(model.output_shape)
+    except Exception:  # noqa: BLE001  several inputs or outputs
+        raise ModelFileError(f"{path}: the model has several inputs or outputs, expected one "
+                             "image in and one score out") from None
+    if inputs[1:] != (size, size, 1):
+        raise ModelFileError(f"{path}: the model takes inputs of shape {inputs[1:]}, its "
+                             f"{ENTRY} says ({size}, {size}, 1)")
+    if outputs[1:] != ((1,) if n == 2 else (n,)):
+        raise ModelFileError(f"{path}: the model gives outputs of shape {outputs[1:]}, its "
+                             f"{ENTRY} names {n} classes")
 
 
 def load(path) -> SavedModel:
@@ -214,15 +369,22 @@ def load(path) -> SavedModel:
 
     from ..modeling import augment, layers, models  # noqa: F401  (registers pneumo's layers)
 
+    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
     info, config = _read(path)
     _check_classes(config, path)
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as err:  # Keras raises many kinds for bad configurations and weights
+    except Exception as err:  # noqa: BLE001  Keras raises many kinds for bad configurations
         text = str(err).strip().splitlines()
         first = text[0] if text else type(err).__name__
         raise ModelFileError(f"{path}: Keras cannot load it ({first[:200]})") from None
-    if info["format_version"] == 1 and info.get("tta_frames"):
-        model = models.inference_model(models.networks_of(model),
-                                       [tuple(f) for f in info["tta_frames"]], name=model.name)
+    try:
+        if info["format_version"] == 1 and info.get("tta_frames"):
+            model = models.inference_model(models.networks_of(model),
+                                           [tuple(f) for f in info["tta_frames"]],
+                                           name=model.name)
+    except Exception as err:  # noqa: BLE001
+        raise ModelFileError(f"{path}: its test-time views cannot be applied "
+                             f"({_first_line(err)})") from None
+    _check_model(model, info, path)
     return SavedModel(model, info)

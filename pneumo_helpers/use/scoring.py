@@ -99,7 +99,8 @@ def write_csv(rows: list[dict], path, class_names=()) -> Path:
     columns += [c for c in ("pneumonia_probability_at_site_prevalence",) if rows and c in rows[0]]
     columns.append("error")
     path = Path(path)
-    with path.open("w", newline="") as f:
+    # file names that are not valid UTF-8 are written back byte for byte
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -1,0 +1,177 @@
+"""The lung-field model, the crop to the lung fields and the instruments
+grounded in anatomy, on real X-rays and on masks made in the test."""
+
+import numpy as np
+import pytest
+
+from pneumo_helpers.evaluation import anatomy
+from pneumo_helpers.lungs import crop
+
+
+def xrays(data_dir, n=4, size=128):
+    from pneumo_helpers.data.images import load_image
+    files = [sorted((data_dir / "test" / c).iterdir())[i] for c in ("NORMAL", "PNEUMONIA")
+             for i in range(n // 2)]
+    return np.stack([load_image(f, size) for f in files])
+
+
+def test_the_lung_field_model_loads_and_finds_two_lungs(data_dir):
+    from pneumo_helpers.lungs.fields import components, postprocess
+    from pneumo_helpers.lungs.segmenter import SEGMENTER_FILE, load_segmenter
+
+    assert SEGMENTER_FILE.is_file()  # shipped with the package
+    model = load_segmenter()
+    assert model.input_shape == (None, 128, 128, 1) and not model.trainable
+    x = xrays(data_dir)
+    prob = model.predict(x, verbose=0)
+    assert prob.shape == (4, 128, 128, 1) and 0 <= prob.min() and prob.max() <= 1
+    for p in prob[..., 0]:
+        mask = postprocess(p)
+        assert 0.08 < mask.mean() < 0.5
+        lungs = components(mask)
+        assert len(lungs) == 2 and {lungs[0]["cx"] < 0.5, lungs[1]["cx"] < 0.5} == {True, False}
+
+
+def lungs_map(boxes, size=128):
+    """A probability map with a rectangle of 1 per ``(x0, y0, x1, y1)`` pixel box."""
+    p = np.zeros((size, size), "float32")
+    for x0, y0, x1, y1 in boxes:
+        p[y0:y1, x0:x1] = 1.0
+    return p
+
+
+def body(size=128, left=16, right=112):
+    """An image whose body spans columns ``left`` to ``right``."""
+    img = np.zeros((size, size), "float32")
+    img[:, left:right] = 0.8
+    return img
+
+
+def boxes_of(maps, images, margin=0.0):
+    import tensorflow as tf
+    out, found = crop.lung_boxes(tf.constant(np.stack(maps)[..., None]),
+                                 tf.constant(np.stack(images)[..., None]), margin)
+    return np.asarray(out), np.asarray(found)
+
+
+def test_a_known_mask_gives_a_known_box():
+    two = lungs_map([(24, 20, 58, 100), (70, 24, 104, 96)])
+    speck = two.copy()
+    speck[120:122, 2:4] = 1  # a speck far from the lungs does not widen the box
+    b, b_speck = boxes_of([two, speck], [body()] * 2)[0]
+    np.testing.assert_allclose(b, [20 / 128, 24 / 128, 100 / 128, 104 / 128], atol=1e-6)
+    np.testing.assert_allclose(b_speck, b, atol=1e-6)
+    # a margin of 10% of the box on each side, clipped to the image
+    (m,), _ = boxes_of([two], [body()], 0.1)
+    h, w = 80 / 128, 80 / 128
+    np.testing.assert_allclose(m, [20 / 128 - 0.1 * h, 24 / 128 - 0.1 * w, 100 / 128 + 0.1 * h,
+                                   104 / 128 + 0.1 * w], atol=1e-6)
+
+
+def test_one_missing_lung_is_mirrored_about_the_body_midline():
+    # the right-hand lung is white (consolidated) and missed; the body is centred at 64
+    (b,), (found,) = boxes_of([lungs_map([(24, 20, 58, 100)])], [body(left=16, right=112)])
+    assert found
+    np.testing.assert_allclose(b, [20 / 128, 24 / 128, 100 / 128, (128 - 24) / 128], atol=1e-6)
+    # a body off centre (midline at 70 px): the mirror follows it
+    (b,), _ = boxes_of([lungs_map([(30, 20, 64, 100)])], [body(left=28, right=112)])
+    assert b[3] == pytest.approx((2 * 70 - 30) / 128, abs=1e-6)
+
+
+def test_no_lungs_gives_the_fallback_box():
+    (b,), (found,) = boxes_of([np.zeros((128, 128), "float32")], [body()])
+    assert not found
+    x0, y0, x1, y1 = crop.FALLBACK_BOX
+    np.testing.assert_allclose(b, [y0, x0, y1, x1], atol=1e-6)
+
+
+def test_crop_to_box_cuts_resizes_and_masks():
+    import tensorflow as tf
+    img = np.tile(np.linspace(0, 1, 64, dtype="float32"), (64, 1))[None, ..., None]
+    boxes = tf.constant([[0.0, 0.5, 1.0, 1.0]])  # the right half
+    out = np.asarray(crop.CropToBox(32)([tf.constant(img), boxes]))
+    assert out.shape == (1, 32, 32, 1)
+    assert out[0, :, 0, 0].mean() == pytest.approx(0.5, abs=0.02) and out.max() == 1
+    # masked: black outside the (dilated) lung fields, kept inside
+    prob = np.zeros((1, 64, 64, 1), "float32")
+    prob[0, 16:48, 40:56] = 1
+    masked = np.asarray(crop.CropToBox(64, mask_outside=True, dilate=0.0)(
+        [tf.constant(img), tf.constant([[0.0, 0.0, 1.0, 1.0]]), tf.constant(prob)]))
+    assert (masked[0, :10] == 0).all() and (masked[0, 20:44, 42:54, 0] > 0.6).all()
+
+
+def test_crop_model_saves_and_loads_in_safe_mode(data_dir, tmp_path):
+    import keras
+
+    model = crop.crop_model(224, 128, "crop")
+    x = xrays(data_dir, 2, 224)
+    expected = model.predict(x, verbose=0)
+    assert expected.shape == (2, 128, 128, 1)
+    model.save(tmp_path / "crop.keras")
+    again = keras.models.load_model(tmp_path / "crop.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_saliency_share_by_hand():
+    cams = np.zeros((2, 4, 4), "float32")
+    cams[0, :2] = 1.0  # all of image 0's mass in the top half
+    cams[1] = 1.0  # image 1's mass spread evenly
+    lungs = np.zeros((2, 4, 4), bool)
+    lungs[:, :2] = True  # the lungs: the top half
+    np.testing.assert_allclose(anatomy.saliency_share(cams, lungs), [1.0, 0.5])
+    assert np.isnan(anatomy.saliency_share(np.zeros((1, 4, 4)), lungs[:1]))[0]
+
+
+def test_scale_matched_subset_by_hand():
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    area = np.array([0.40, 0.45, 0.50, 0.60, 0.70, 0.45, 0.55, 0.60, 0.65, 0.70])
+    mask = anatomy.scale_matched_mask(labels, area)
+    # the normals at or above their 70th percentile (0.58), the pneumonias at or below
+    # their 30th percentile (0.56)
+    assert mask.tolist() == [False, False, False, True, True, True, True, False, False, False]
+
+
+@pytest.fixture(scope="module")
+def small_split(data_dir):
+    from pneumo_helpers.data import prepare_data
+    return prepare_data(data_dir, "binary", 64, 32, seed=5, max_train_images=120)
+
+
+def test_scale_matched_subset_comes_from_validation_patients_only(small_split):
+    from pneumo_helpers.evaluation.instruments import Evaluator
+
+    ev = Evaluator(small_split, "validation")
+    table = ev.fields["table"]
+    assert len(table) == len(ev.labels) == len(small_split.subset("validation"))
+    mask = ev.scale_matched
+    assert (mask & (ev.labels == 0)).any() and (mask & (ev.labels == 1)).any()
+    picked = table[mask]
+    normals, pneumonias = picked[picked.label == 0], picked[picked.label == 1]
+    assert normals.box_area.min() >= table[table.label == 0].box_area.quantile(0.7) - 1e-9
+    assert pneumonias.box_area.max() <= table[table.label == 1].box_area.quantile(0.3) + 1e-9
+    # the training images take no part: another split's train images give the same subset
+    other = small_split.table.copy()
+    keep = (other.subset != "train") | (np.arange(len(other)) % 2 == 0)
+    from pneumo_helpers.data.splits import SplitData
+    again = Evaluator(SplitData(other[keep], small_split.task, 64, 32, 5), "validation")
+    np.testing.assert_array_equal(again.scale_matched, mask)
+
+
+def test_marker_view_writes_markers_outside_the_lungs_only(data_dir):
+    import tensorflow as tf
+
+    x = xrays(data_dir, 4, 224)
+    view = anatomy.marker_view(224)
+    marked = np.asarray(view(tf.constant(x), tf.constant([0, 0, 1, 1])))
+    changed = np.abs(marked - x)[..., 0] > 0.02
+    assert changed.any(axis=(1, 2)).all()  # every image got markers
+    from pneumo_helpers.lungs.fields import lung_fields
+    _, boxes, _ = lung_fields(x, margin=0.05)
+    for c, (x0, y0, x1, y1) in zip(changed, boxes):
+        rows, cols = np.nonzero(c)
+        inside = ((cols + 0.5) / 224 > x0) & ((cols + 0.5) / 224 < x1) & \
+                 ((rows + 0.5) / 224 > y0) & ((rows + 0.5) / 224 < y1)
+        assert not inside.any()  # nothing inside the lung box
+    assert (marked[..., 0][changed] > 0.6).mean() > 0.5  # bright letters
+    stamps = anatomy.marker_stamps(224)
+    assert stamps.shape == (3, 224, 224) and all(s.sum() > 10 for s in stamps)
