@@ -13,13 +13,14 @@ STAMP    := $(VENV)/.installed
 export DATA_DIR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup test results bench notebooks lab clean
+.PHONY: help setup test results segmenter bench notebooks lab clean
 
 help:
 	@echo "make results [DATA_DIR=data/chest_xray] [OUT_DIR=reports]  train + evaluate the final model"
 	@echo "make test    [DATA_DIR=data/chest_xray]                    run the tests"
 	@echo "make bench   [DATA_DIR=...] [OUT_DIR=reports]      throughput and memory, original vs final"
 	@echo "make notebooks [DATA_DIR=...]   re-run every chapter in notebooks/ in place"
+	@echo "make segmenter [MASKS_DIR=...] [DATA_DIR=...]  retrain the shipped lung-field model"
 	@echo "make lab                        open the notebooks in JupyterLab"
 
 $(BIN)/python:
@@ -39,6 +40,12 @@ test: $(STAMP)
 # into a staging folder and moves its results into OUT_DIR once it has finished.
 results: $(STAMP)
 	$(BIN)/pneumo results "$(DATA_DIR)" "$(OUT_DIR)"
+
+# The lung-field model ships with the package (pneumo_helpers/lungs/lung_fields.keras);
+# this trains it again from the adult lung masks and the pediatric training images.
+MASKS_DIR ?= ../shared/data/lung_masks
+segmenter: $(STAMP)
+	$(BIN)/python -m pneumo_helpers.lungs.training "$(MASKS_DIR)" "$(DATA_DIR)"
 
 bench: $(STAMP)
 	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null

@@ -24,41 +24,69 @@ from pathlib import Path
 def predict(args) -> int:
     from .use import modelfile
     from .use.outputs import check_output_folder, check_outputs
-    from .use.scoring import is_predictions_csv, score_images, write_csv, write_heatmaps
+    from .use.scoring import (find_images, heatmap_name, is_heatmap, is_predictions_csv,
+                              score_images, write_csv, write_heatmaps)
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # every output checked against every input before any work
     check_outputs({"--out": args.out}, args.paths, args.model,
                   is_ours=lambda label, path: is_predictions_csv(path))
     if args.heatmaps:
-        check_output_folder("--heatmaps", args.heatmaps, args.paths, args.model)
+        folder = check_output_folder("--heatmaps", args.heatmaps, args.paths, args.model)
+        maps = {f"heat map of {f.path}": folder / heatmap_name(f) for f in find_images(args.paths)}
+        check_outputs({**maps, "--out": args.out}, args.paths, args.model,
+                      is_ours=lambda label, path: (is_predictions_csv(path) if label == "--out"
+                                                   else is_heatmap(path)))
     saved = modelfile.load(args.model)
-    rows = score_images(saved, args.paths, args.batch_size,
-                        progress=not args.no_progress and sys.stderr.isatty())
+    progress = not args.no_progress and sys.stderr.isatty()
+    rows = score_images(saved, args.paths, args.batch_size, progress=progress,
+                        rescale=args.rescale)
     if not rows:
-        raise ValueError(f"no images found in {' '.join(args.paths)}")
-    scored = [r for r in rows if not r["error"]]
-    if args.site_prevalence and scored:
-        import numpy as np
-
-        from .metrics import estimate_prior
-        prior, adjusted = estimate_prior(np.array([r["pneumonia_probability"] for r in scored]),
-                                         saved.info.get("train_prior", 0.5))
-        for r, a in zip(scored, adjusted):
-            r["pneumonia_probability_at_site_prevalence"] = float(a)
-        for r in rows:
-            r.setdefault("pneumonia_probability_at_site_prevalence", "")
-        print(f"estimated share of pneumonia among these images: {prior:.3f}", file=sys.stderr)
+        raise ValueError(f"no images found in {' '.join(map(str, args.paths))}")
+    scored = [r for r in rows if r["status"] == "scored"]
+    if args.site_prevalence:
+        site_prevalence(rows, saved)
+    if args.heatmaps:
+        write_heatmaps(saved, rows, args.heatmaps, args.batch_size, progress=progress)
     out = write_csv(rows, args.out, saved.class_names)
     for r in rows:
-        if r["error"]:
-            print(f"error: {r['path']}: {r['error']}", file=sys.stderr)
-    if args.heatmaps:
-        write_heatmaps(saved, rows, args.heatmaps)
+        if r["status"] != "scored":
+            print(f"error: {r['path']}: {r['reason']}", file=sys.stderr)
     flagged = sum(r["decision"] == "pneumonia" for r in scored)
     print(f"scored {len(scored)} of {len(rows)} images ({flagged} flagged as pneumonia at "
           f"threshold {saved.threshold:.3f}); wrote {out}")
     return 0 if len(scored) == len(rows) else 1
+
+
+MIN_SITE_IMAGES = 30  # fewer scored images: no estimate of the site's prevalence
+
+
+def site_prevalence(rows: list[dict], saved) -> None:
+    """The share of pneumonia among the scored images, estimated from the
+    scores alone (EM, Saerens et al. 2002), with a 95% bootstrap interval over
+    images, and each image's score re-weighted to it; refused, with one line,
+    for fewer than :data:`MIN_SITE_IMAGES` images."""
+    import numpy as np
+
+    from .metrics import adjust_to_prior, estimate_prior
+
+    scored = [r for r in rows if r["status"] == "scored"]
+    if len(scored) < MIN_SITE_IMAGES:
+        print(f"note: --site-prevalence needs at least {MIN_SITE_IMAGES} scored images "
+              f"(got {len(scored)}): no estimate", file=sys.stderr)
+        return
+    p = np.array([r["pneumonia_score"] for r in scored], dtype=float)
+    prior0 = saved.info.get("train_prior", 0.5)
+    prior, adjusted = estimate_prior(p, prior0)
+    rng = np.random.default_rng(0)
+    boot = [estimate_prior(p[rng.integers(0, len(p), len(p))], prior0)[0] for _ in range(200)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    for r, a in zip(scored, adjust_to_prior(p, prior, prior0)):
+        r["pneumonia_score_at_site_prevalence"] = float(f"{a:.3g}")
+    print(f"estimated share of pneumonia among these {len(scored)} images: {prior:.2f} "
+          f"(95% interval {lo:.2f}-{hi:.2f}, from the scores alone; decisions stay at the "
+          "model's threshold)", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,8 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict", help="score chest X-rays with a saved model",
         description="Score chest X-rays with a model saved by the final notebook (model.keras): "
-        "one CSV row per image with its pneumonia probability and the decision at the "
-        "threshold saved with the model. Exit status 0 only when every image was scored.")
+        "one CSV row per image with its status (scored, or error and why), its pneumonia score "
+        "(a ranking, not a calibrated probability), the decision at the threshold saved with "
+        "the model, the spread of the seeds' scores, and the threshold and model. Images over "
+        "50 megapixels, under 64 pixels a side or without contrast, lateral DICOM views and "
+        "other modalities are refused. Exit status 0 only when every image was scored.")
     p.add_argument("model", help="a model.keras written by the final notebook")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files (JPEG, PNG, or DICOM with pydicom installed: .jpeg, .jpg, "
@@ -88,13 +119,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="the CSV to write (default: predictions.csv in the current folder); "
                    "never inside a folder being scored")
     p.add_argument("--heatmaps", metavar="DIR",
-                   help="also write one PNG per image: the X-ray with its Grad-CAM overlay, "
-                   "score and decision")
+                   help="also write one PNG per image, named from its path below what was "
+                   "given (x.jpeg -> DIR/x.jpeg.png): the X-ray at its own aspect ratio with its "
+                   "Grad-CAM overlay, score and decision; the CSV names each row's file")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--rescale", action="store_true",
+                   help="add score_at_0.5: the score mapped so that the model's threshold is "
+                   "0.5 (torchxrayvision's convention)")
     p.add_argument("--site-prevalence", action="store_true",
                    help="estimate the share of pneumonia among these images from the scores "
-                   "alone (EM, Saerens et al. 2002) and add each image's probability at that "
-                   "prevalence; decisions stay at the model's threshold")
+                   "alone (EM, Saerens et al. 2002), with a bootstrap interval, and add each "
+                   "image's score re-weighted to it; decisions stay at the model's threshold; "
+                   "needs at least 30 scored images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p = sub.add_parser("report", help="an executed notebook as a self-contained HTML page")
     p.add_argument("notebook")

@@ -255,7 +255,7 @@ def test_the_tensorflow_pipeline_checks_the_claimed_size_too(tmp_path, xray):
     cannot slip a bomb into training."""
     import tensorflow as tf
 
-    from pneumo_helpers.data.images import _tf_reason, decode
+    from pneumo_helpers.data.images import tf_reason, decode
 
     bombs = [png_claiming(tmp_path / "bomb.png", 20000, 20000, zlib_zeros(20001 * 20000)),
              jpeg_claiming(tmp_path / "bomb.jpeg", xray.read_bytes(), 60000, 60000),
@@ -263,17 +263,17 @@ def test_the_tensorflow_pipeline_checks_the_claimed_size_too(tmp_path, xray):
     for f in bombs:
         with pytest.raises(tf.errors.InvalidArgumentError) as err:
             decode(tf.constant(str(f)), 32)
-        assert _tf_reason(err.value).startswith(f"{f}: absurdly large image")
+        assert tf_reason(err.value).startswith(f"{f}: absurdly large image")
         ds = tf.data.Dataset.from_tensor_slices([str(f)]).map(lambda p: decode(p, 32))
         with pytest.raises(tf.errors.InvalidArgumentError) as err:
             list(ds)
-        reason = _tf_reason(err.value)
+        reason = tf_reason(err.value)
         assert reason.startswith(f"{f}: absurdly large image") and "\n" not in reason
     # what decode_image would also take (GIF, BMP) is refused too: check-data refuses them
     Image.new("L", (50, 50)).save(tmp_path / "x.gif")
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         decode(tf.constant(str(tmp_path / "x.gif")), 32)
-    assert "not a JPEG or PNG image" in _tf_reason(err.value)
+    assert "not a JPEG or PNG image" in tf_reason(err.value)
     # and a real X-ray still decodes
     assert decode(tf.constant(str(xray)), 32).shape == (32, 32, 1)
 
@@ -420,14 +420,14 @@ def test_every_failure_reading_one_file_is_one_line(tmp_path, gray, monkeypatch)
 def test_a_dicom_error_in_the_pipeline_reads_as_its_one_line(tmp_path):
     import tensorflow as tf
 
-    from pneumo_helpers.data.images import _tf_reason, decode
+    from pneumo_helpers.data.images import tf_reason, decode
 
     (tmp_path / "text.dcm").write_text("not DICOM")
     ds = tf.data.Dataset.from_tensor_slices([str(tmp_path / "text.dcm")]).map(
         lambda p: decode(p, 32))
     with pytest.raises(tf.errors.OpError) as err:
         list(ds)
-    assert _tf_reason(err.value) == f"{tmp_path / 'text.dcm'}: not a readable DICOM file " \
+    assert tf_reason(err.value) == f"{tmp_path / 'text.dcm'}: not a readable DICOM file " \
                                     "(InvalidDicomError)"
 
 
@@ -591,15 +591,16 @@ def test_refused_images_are_error_rows_in_predict(model_file, tmp_path, xray, gr
                    "--out", str(out), "--no-progress"])
     assert status == 1
     rows = read_rows(out)
-    assert rows["good.jpeg"]["error"] == "" and rows["good.jpeg"]["pneumonia_probability"]
+    assert rows["good.jpeg"]["status"] == "scored" and rows["good.jpeg"]["pneumonia_score"]
     expected = {"bomb.png": "absurdly large image (20000 x 20000 pixels)",
                 "bomb.jpeg": "absurdly large image (60000 x 60000 pixels)",
                 "bomb.dcm": "inflates beyond", "small.png": "too small to be a chest X-ray",
                 "blank.png": "without contrast", "jpeg.dcm": "pneumo-helpers[dicom-compressed]",
                 "nowhere.png": "not found"}
     for name, words in expected.items():
-        assert words in rows[name]["error"], (name, rows[name])
-        assert rows[name]["pneumonia_probability"] == "" and "\n" not in rows[name]["error"]
+        assert words in rows[name]["reason"], (name, rows[name])
+        assert rows[name]["status"] == "error" and rows[name]["pneumonia_score"] == ""
+        assert "\n" not in rows[name]["reason"]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(expected) and all(line.startswith("error: ") for line in err)
 

@@ -57,28 +57,75 @@ def test_model_file_carries_what_it_needs(small_model):
                                trained.model.predict(x, verbose=0), rtol=1e-5)
 
 
+COLUMNS = ["path", "status", "reason", "pneumonia_score", "decision", "uncertainty",
+           "threshold", "model"]
+
+
 def test_predict_real_xrays(small_model, images, tmp_path, capsys):
     path, trained, _ = small_model
     before = sorted(p.relative_to(images) for p in images.rglob("*"))
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(path), str(images), "--out", str(out), "--no-progress"]) == 0
     rows = read_rows(out)
-    assert list(rows[0]) == ["path", "pneumonia_probability", "decision", "error"]
-    assert len(rows) == 6 and not any(r["error"] for r in rows)  # .DS_Store skipped
-    assert any("/sub/" in r["path"] for r in rows)  # folders searched recursively
+    assert list(rows[0]) == COLUMNS
+    assert len(rows) == 6 and all(r["status"] == "scored" and not r["reason"] for r in rows)
+    assert sum("/sub/" in r["path"] for r in rows) == 2  # folders searched recursively
     t = trained.thresholds["pneumonia"]
     for r in rows:
-        p = float(r["pneumonia_probability"])
+        p = float(r["pneumonia_score"])
         assert 0 <= p <= 1 and r["decision"] == ("pneumonia" if p >= t else "normal")
+        assert len(r["pneumonia_score"].lstrip("0.").replace(".", "")) <= 3  # 3 digits
+        assert float(r["threshold"]) == pytest.approx(t, rel=1e-2) and r["model"] == str(path)
+        assert r["uncertainty"] == "0.0"  # one network: no spread
     # the same image scored twice gives the same number
     first = rows[0]["path"]
     again = tmp_path / "again.csv"
     assert main(["predict", str(path), first, first, "--out", str(again), "--no-progress"]) == 0
     twice = read_rows(again)
-    assert twice[0]["pneumonia_probability"] == twice[1]["pneumonia_probability"] == rows[0][
-        "pneumonia_probability"]
-    assert "scored 1 of 2" not in capsys.readouterr().out
+    assert twice[0]["pneumonia_score"] == twice[1]["pneumonia_score"] == rows[0]["pneumonia_score"]
     assert sorted(p.relative_to(images) for p in images.rglob("*")) == before  # nothing new
+    # the earlier CSV of this command may be replaced; any other file may not
+    assert main(["predict", str(path), first, "--out", str(again), "--no-progress"]) == 0
+    (tmp_path / "notes.csv").write_text("the user's own notes")
+    capsys.readouterr()
+    assert main(["predict", str(path), first, "--out", str(tmp_path / "notes.csv")]) == 1
+    assert "not an output of an earlier run" in capsys.readouterr().err
+    assert (tmp_path / "notes.csv").read_text() == "the user's own notes"
+
+
+def test_the_saved_views_and_every_batch_are_scored(small_model, data_dir):
+    """Scores over several batches equal the model's own, views included, and
+    differ from the networks' scores without the views."""
+    from pneumo_helpers.data.images import load_image
+    from pneumo_helpers.use.scoring import score_images
+
+    path, trained, _ = small_model
+    saved = modelfile.load(path)
+    files = sorted((data_dir / "test" / "NORMAL").iterdir())[:7]
+    rows = score_images(saved, files, batch_size=3)  # three batches, the last one short
+    x = np.stack([load_image(f, 32) for f in files])
+    with_views = saved.model.predict(x, verbose=0)[:, 0]
+    plain = saved.networks[0].predict(x, verbose=0)[:, 0]
+    got = np.array([r["pneumonia_score"] for r in rows], dtype=float)
+    np.testing.assert_allclose(got, with_views, rtol=5e-3, atol=5e-4)
+    assert np.abs(with_views - plain).max() > 1e-4  # the views change the scores
+    # a single str is one path, not its characters
+    assert len(score_images(saved, str(files[0]))) == 1
+
+
+def test_a_three_class_model_is_scored(data_dir, tmp_path):
+    data = prepare_data(data_dir, "ternary", 32, 32, seed=3, max_train_images=150)
+    trained = recipes.fit_recipe("equalized_no_augment", data, seed=3, epochs=1)
+    model = tmp_path / "ternary.keras"
+    modelfile.save(trained.model, model, modelfile.model_info(trained, data))
+    out = tmp_path / "t.csv"
+    files = sorted((data_dir / "test" / "PNEUMONIA").iterdir())[:2]
+    assert main(["predict", str(model), *map(str, files), "--out", str(out),
+                 "--no-progress"]) == 0
+    for r in read_rows(out):
+        probs = [float(r[f"p_{c}"]) for c in ("normal", "bacteria", "virus")]
+        assert sum(probs) == pytest.approx(1, abs=3e-3)
+        assert float(r["pneumonia_score"]) == pytest.approx(probs[1] + probs[2], abs=3e-3)
 
 
 def test_predict_goes_on_after_a_corrupt_file(small_model, images, tmp_path, capsys):
@@ -86,16 +133,43 @@ def test_predict_goes_on_after_a_corrupt_file(small_model, images, tmp_path, cap
     (images / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (images / "notes.txt").write_text("not scored: not an image suffix inside a folder")
     out = tmp_path / "p.csv"
-    status = main(["predict", str(path), str(images), str(images / "notes.txt"), "--out",
-                   str(out), "--no-progress"])
+    status = main(["predict", str(path), str(images), str(images / "notes.txt"),
+                   str(tmp_path / "missing.png"), "--out", str(out), "--no-progress"])
     assert status == 1  # not every image was scored
     rows = {r["path"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
-    assert len(rows) == 8
-    assert rows["broken.jpeg"]["error"].startswith("unreadable image (")  # the header check
-    assert "not a JPEG, PNG or DICOM file" in rows["notes.txt"]["error"]
-    assert sum(r["error"] == "" for r in rows.values()) == 6
+    assert len(rows) == 9
+    assert rows["broken.jpeg"]["reason"].startswith("unreadable image (")  # the header check
+    assert "not a JPEG, PNG or DICOM file" in rows["notes.txt"]["reason"]
+    assert rows["missing.png"]["reason"] == "not found"
+    assert sum(r["status"] == "scored" for r in rows.values()) == 6
+    assert {r["status"] for r in rows.values()} == {"scored", "error"}
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.parametrize("target", ["an input image", "the model", "a project file"])
+def test_outputs_never_replace_inputs_the_model_or_the_project(small_model, images, target,
+                                                               capsys, monkeypatch):
+    from pneumo_helpers.use.outputs import PROJECT_ROOT
+
+    path, _, _ = small_model
+    image = next(images.glob("*.jpeg"))
+    monkeypatch.chdir(images.parent)
+    spelled = {"an input image": f"xrays/../xrays/{image.name}", "the model": str(path),
+               "a project file": str(PROJECT_ROOT / "README.md")}[target]
+    before = {p: p.read_bytes() for p in (image, path, PROJECT_ROOT / "README.md")}
+    # a heat map that would land on an explicitly named input image is refused too
+    named = images / "heat" / f"{image.name}.png"
+    named.parent.mkdir()
+    shutil.copyfile(image, named)
+    assert main(["predict", str(path), str(image), "--out", spelled]) == 1
+    assert main(["predict", str(path), str(image), "--heatmaps", str(image)]) == 1
+    assert main(["predict", str(path), str(image), str(named), "--heatmaps",
+                 str(images / "heat")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(e.startswith("error: ") for e in err)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert named.read_bytes() == image.read_bytes()
 
 
 def test_outputs_never_beside_the_images(small_model, images, capsys):
@@ -144,8 +218,7 @@ def test_dicom_input(small_model, data_dir, tmp_path, capsys):
     out = tmp_path / "d.csv"
     assert main(["predict", str(path), str(folder), str(xray), "--out", str(out),
                  "--no-progress"]) == 0
-    rows = {r["path"].rsplit("/", 1)[-1]: float(r["pneumonia_probability"])
-            for r in read_rows(out)}
+    rows = {r["path"].rsplit("/", 1)[-1]: float(r["pneumonia_score"]) for r in read_rows(out)}
     # MONOCHROME1 and MONOCHROME2 of the same pixels, and a rescaled copy, score alike
     assert rows["mono1.dcm"] == pytest.approx(rows["mono2.dcm"], abs=1e-4)
     assert rows["rescaled.dcm"] == pytest.approx(rows["mono2.dcm"], abs=0.02)
@@ -156,39 +229,73 @@ def test_dicom_input(small_model, data_dir, tmp_path, capsys):
     _dicom(folder / "report.dcm", pixels, "MONOCHROME2", with_pixels=False)
     capsys.readouterr()
     assert main(["predict", str(path), str(folder), "--out", str(out), "--no-progress"]) == 1
-    rows = {r["path"].rsplit("/", 1)[-1]: r["error"] for r in read_rows(out)}
+    rows = {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in read_rows(out)}
     assert rows["frames.dcm"] == "multi-frame DICOM (2 frames), expected one X-ray image"
     assert rows["report.dcm"] == "DICOM file without an image (no pixel data)"
 
 
-def test_heatmaps(small_model, images, tmp_path):
+def test_heatmaps_are_linked_to_their_rows(small_model, images, data_dir, tmp_path):
     from PIL import Image
 
+    from pneumo_helpers.use.scoring import HEATMAP_TAG
+
     path, _, _ = small_model
-    heat = tmp_path / "heat"
-    assert main(["predict", str(path), str(images), "--out", str(tmp_path / "p.csv"),
-                 "--heatmaps", str(heat), "--no-progress"]) == 0
-    pngs = sorted(heat.glob("*.png"))
-    assert len(pngs) == 6
-    picture = np.asarray(Image.open(pngs[0]).convert("RGB"))
-    assert picture.shape[0] > 300 and picture.shape[1] > 300
-    assert picture.std() > 10  # an image, not a blank page
-
-    from pneumo_helpers.data.images import load_image
-    from pneumo_helpers.evaluation.explain import grad_cam
-    saved = modelfile.load(path)
-    cam = grad_cam(saved.networks, load_image(next(images.glob("*.jpeg")), 32)[None])[0]
-    assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
-
-
-def test_site_prevalence(small_model, images, tmp_path, capsys):
-    path, _, _ = small_model
-    out = tmp_path / "p.csv"
-    assert main(["predict", str(path), str(images), "--out", str(out), "--site-prevalence",
+    # two same.jpeg in two folders and a third file that a naive "_2" suffix would hit
+    src = sorted((data_dir / "test" / "NORMAL").iterdir())
+    for folder, name, f in (("a", "same.jpeg", src[0]), ("b", "same.jpeg", src[1]),
+                            ("a", "same_2.jpeg", src[2]), ("a", "same.png", src[3])):
+        (images / folder).mkdir(exist_ok=True)
+        Image.open(f).save(images / folder / name)
+    heat, out = tmp_path / "heat", tmp_path / "p.csv"
+    assert main(["predict", str(path), str(images), "--out", str(out), "--heatmaps", str(heat),
                  "--no-progress"]) == 0
     rows = read_rows(out)
-    assert "pneumonia_probability_at_site_prevalence" in rows[0]
-    assert "estimated share of pneumonia among these images" in capsys.readouterr().err
+    maps = [r["heatmap"] for r in rows]
+    assert len(rows) == 10 and len(set(maps)) == 10 and all(maps)
+    assert str(heat / "a" / "same.jpeg.png") in maps and str(heat / "b" / "same.jpeg.png") in maps
+    assert str(heat / "a" / "same.png.png") in maps
+    for r in rows:
+        with Image.open(r["heatmap"]) as im:
+            assert im.info.get("Software") == HEATMAP_TAG
+            picture = np.asarray(im.convert("RGB"))
+        assert picture.std() > 10  # a picture, not a blank page
+    # the overlay keeps the image's own aspect ratio
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    Image.open(src[0]).resize((300, 150)).save(wide / "wide.png")
+    assert main(["predict", str(path), str(wide), "--out", str(tmp_path / "w.csv"),
+                 "--heatmaps", str(tmp_path / "wheat"), "--no-progress"]) == 0
+    with Image.open(tmp_path / "wheat" / "wide.png.png") as im:
+        w, h = im.size
+    assert (w - 70) / (h - 40) == pytest.approx(2.0, rel=0.03)  # colour bar and title aside
+    # an earlier heat map of this command may be replaced; a user's picture may not
+    assert main(["predict", str(path), str(wide), "--out", str(tmp_path / "w.csv"),
+                 "--heatmaps", str(tmp_path / "wheat"), "--no-progress"]) == 0
+    Image.new("RGB", (8, 8)).save(tmp_path / "wheat" / "wide.png.png")
+    assert main(["predict", str(path), str(wide), "--out", str(tmp_path / "w.csv"),
+                 "--heatmaps", str(tmp_path / "wheat"), "--no-progress"]) == 1
+
+
+def test_site_prevalence(small_model, data_dir, tmp_path, capsys):
+    path, _, _ = small_model
+    out = tmp_path / "p.csv"
+    few = sorted((data_dir / "test" / "NORMAL").iterdir())[:5]
+    assert main(["predict", str(path), *map(str, few), "--out", str(out), "--site-prevalence",
+                 "--no-progress"]) == 0
+    assert "needs at least 30 scored images" in capsys.readouterr().err
+    assert "pneumonia_score_at_site_prevalence" not in read_rows(out)[0]
+    many = [f for c in ("NORMAL", "PNEUMONIA") for f in sorted((data_dir / "test" / c).iterdir())[:20]]
+    assert main(["predict", str(path), *map(str, many), "--out", str(out), "--site-prevalence",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    import re
+    prior, lo, hi = map(float, re.search(r"images: ([\d.]+) \(95% interval ([\d.]+)-([\d.]+)",
+                                         err).groups())
+    assert 0 <= lo <= prior <= hi <= 1
+    from pneumo_helpers.metrics import adjust_to_prior
+    for r in read_rows(out):
+        expected = adjust_to_prior(np.array([float(r["pneumonia_score"])]), prior, 0.5)[0]
+        assert float(r["pneumonia_score_at_site_prevalence"]) == pytest.approx(expected, abs=0.02)
 
 
 def test_model_files_that_are_refused(small_model, tmp_path, capsys):

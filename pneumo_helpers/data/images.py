@@ -84,7 +84,7 @@ def _path(path):
     return Path(path)
 
 
-def _tf_path(path):
+def tf_path(path):
     """The file name TensorFlow is given: the bytes of a local name (which
     need not be UTF-8), or the URL of a gfile path."""
     return str(path) if isinstance(path, GfilePath) else os.fsencode(str(path))
@@ -117,7 +117,7 @@ def _one_line(path, what: str = "unreadable image", fmt: str = "image"):
         raise DataError(f"{path}: too large to decode in the memory left") from None
     except Exception as err:  # noqa: BLE001  PIL, pydicom, numpy, zlib... raise many kinds
         if type(err).__module__.startswith("tensorflow"):
-            reason = _tf_reason(err)
+            reason = tf_reason(err)
             if reason.startswith(f"{path}: "):  # one of decode's own checks
                 raise DataError(reason) from None
             raise DataError(f"{path}: TensorFlow cannot decode this {fmt} ({reason})") from None
@@ -244,11 +244,11 @@ def check_image(path, min_side: int = 0) -> Header:
     import tensorflow as tf
 
     try:
-        tf.io.decode_image(tf.io.read_file(_tf_path(path)), channels=1,
+        tf.io.decode_image(tf.io.read_file(tf_path(path)), channels=1,
                            expand_animations=False)
     except tf.errors.OpError as err:
         raise DataError(f"{path}: TensorFlow cannot decode this {header.format} "
-                        f"({_tf_reason(err)}), {EXPECTED}") from None
+                        f"({tf_reason(err)}), {EXPECTED}") from None
     except Exception as err:  # noqa: BLE001
         raise DataError(f"{path}: unreadable image ({type(err).__name__}: "
                         f"{_first_line(err)})") from None
@@ -591,7 +591,7 @@ def load_image(path, image_size: int, min_side: int = 0) -> np.ndarray:
                                     antialias=True)
             image = np.clip(image.numpy(), 0, 1)
         else:
-            image = decode(tf.constant(_tf_path(path)), image_size).numpy()
+            image = decode(tf.constant(tf_path(path)), image_size).numpy()
     if min_side > 0 and float(image.max() - image.min()) < MIN_CONTRAST:
         raise DataError(f"{path}: an image without contrast (every pixel about "
                         f"{float(image.mean()) * 255:.0f}/255), not a chest X-ray")
@@ -604,7 +604,7 @@ _PY_ERROR = re.compile(r"\b(?:DataError|[A-Za-z]*Error): (.*?)\n\s*Traceback", r
 _DATASET = re.compile(r"^.*?Iterator::[\w:]+: ", re.DOTALL)
 
 
-def _tf_reason(err) -> str:
+def tf_reason(err) -> str:
     """TensorFlow's message without its graph internals (``{{function_node ...}}``,
     ``[Op:...]``, tf.data's iterator names, a py_function's traceback): the
     payload of a failed check of :func:`decode`, the message of a Python

@@ -79,3 +79,12 @@ def load_segmenter(path=None) -> keras.Model:
     model = keras.models.load_model(path, safe_mode=True, compile=False)
     model.trainable = False
     return model
+
+
+def training_record(path=None) -> dict:
+    """How the lung-field model was trained (written by ``lungs.training``
+    beside the model file): data, stages, held-out images and their Dice."""
+    import json
+
+    path = Path(path) if path is not None else SEGMENTER_FILE
+    return json.loads(path.with_suffix(".json").read_text())

@@ -55,6 +55,7 @@ class SavedModel:
 
     model: object  # keras.Model
     info: dict
+    path: Path | None = None  # the file it was loaded from
 
     @property
     def image_size(self) -> int:
@@ -387,4 +388,4 @@ def load(path) -> SavedModel:
         raise ModelFileError(f"{path}: its test-time views cannot be applied "
                              f"({_first_line(err)})") from None
     _check_model(model, info, path)
-    return SavedModel(model, info)
+    return SavedModel(model, info, Path(path))

@@ -1,105 +1,264 @@
 """Score new chest X-rays with a saved model: image files and folders, JPEG,
 PNG and DICOM, one CSV row per image, optional Grad-CAM heat maps.
 
-Images are prepared exactly as in training (one grayscale channel, resized to
-the model's input size without keeping the aspect ratio, [0, 1]) and scored
-with the model's own test-time views; the decision uses the threshold saved
-with the model. An image that cannot be read gets a row with its error and
-the others are still scored. Nothing is written beside the images.
+Scoring is a stream: every file's header is checked first (size limits,
+formats, DICOM view and modality; see ``data.images``), then the files are
+decoded and resized in parallel by tf.data with the reader training uses,
+and scored batch by batch by one compiled function that holds the whole
+model: the crop to the lung fields when the recipe has one, the test-time
+views stacked into the batch, and every seed's network. A file that fails at
+any step is one error row with a one-line reason; the others are still scored.
+Nothing is written beside the images.
+
+Each row also carries the spread of the seeds' scores (``uncertainty``), the
+threshold and the model file, and, for DICOM, the patient, study, view and
+modality.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..data.images import MIN_SIDE, SUFFIXES, load_image
+from ..data.images import MIN_CONTRAST, MIN_SIDE, SUFFIXES, read_header
 from ..data.paths import is_hidden_or_system
+from ..errors import DataError
+
+DICOM_COLUMNS = ("PatientID", "StudyInstanceUID", "ViewPosition", "Modality")
+LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "XTABLE"}
+RADIOGRAPHY = {"", "CR", "DX", "DR", "RG", "RF", "PX"}  # modalities of projection radiographs
+DIGITS = 3  # significant digits of the scores in the CSV
 
 
-def find_images(paths) -> list[Path]:
-    """Image files named in ``paths``, and those below named folders
-    (recursively, hidden and system files skipped as in training), in order."""
+@dataclass(frozen=True)
+class Found:
+    """A file to score: its ``path`` and its ``name`` relative to the common
+    folder of everything given (unique: heat maps are named from it)."""
+
+    path: Path
+    name: str
+
+
+def _as_list(paths) -> list:
+    """A single ``str`` or path is one path, not a sequence of characters."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def find_images(paths) -> list[Found]:
+    """Image files named in ``paths`` (one path or several), and those below
+    named folders (recursively, hidden and system files skipped as in
+    training), in order; a file named explicitly is kept whatever it is (it
+    is scored or reported)."""
+    given = [Path(os.fsdecode(p)) if isinstance(p, bytes) else Path(p) for p in _as_list(paths)]
     found = []
-    for p in map(Path, paths):
+    for p in given:
         if p.is_dir():
-            below = sorted(q for q in p.rglob("*") if q.is_file()
-                           and q.suffix.lower() in SUFFIXES
-                           and not any(is_hidden_or_system(part)
-                                       for part in q.relative_to(p).parents if part.name)
-                           and not is_hidden_or_system(q))
-            found.extend(below)
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES
+                                and not any(is_hidden_or_system(part) for part in
+                                            q.relative_to(p).parents if part.name)
+                                and not is_hidden_or_system(q) and q.is_file()))
         else:
-            found.append(p)  # named explicitly: scored, or reported, whatever it is
-    return found
+            found.append(p)
+    absolute = [os.path.abspath(q) for q in found]
+    roots = [os.path.abspath(p) if p.is_dir() else os.path.dirname(os.path.abspath(p))
+             for p in given]
+    common = os.path.commonpath(roots) if roots else ""
+    return [Found(q, os.path.relpath(a, common)) for q, a in zip(found, absolute)]
 
 
-def score_images(saved, paths, batch_size: int = 32, progress: bool = False) -> list[dict]:
+def heatmap_name(found: Found) -> str:
+    """The heat map of an image: its relative name plus ``.png`` (so that
+    ``x.jpeg`` and ``x.png`` in one folder, or two ``same.jpeg`` in two
+    folders, never share one)."""
+    return found.name + ".png"
+
+
+# ----------------------------------------------------------------- the model
+
+def scoring_model(saved):
+    """``image -> (n, networks, outputs)``: each seed's network's score,
+    through the model's own crop and test-time views (one compiled graph)."""
+    import keras
+    from keras import layers
+
+    from ..modeling.augment import MeanOverViews, StackViews
+    from ..modeling.models import views_of
+
+    networks, pre, views = saved.networks, saved.preprocess, views_of(saved.model)
+    inputs = keras.Input(saved.model.input_shape[1:], name="image")
+    x = pre(inputs) if pre is not None else inputs
+    if views:
+        x = StackViews(views)(x)
+    outs = []
+    for n in networks:
+        y = n(x)
+        if views:
+            y = MeanOverViews(1 + len(views))(y)
+        outs.append(layers.Reshape((1, y.shape[-1]))(y))
+    out = outs[0] if len(outs) == 1 else layers.Concatenate(axis=1)(outs)
+    return keras.Model(inputs, out, name="per_network")
+
+
+def _significant(x: float) -> float:
+    return float(f"{x:.{DIGITS}g}")
+
+
+def _refusal(header) -> str | None:
+    """Why a DICOM that reads fine is still not scored, or ``None``."""
+    fields = header.dicom or {}
+    view = fields.get("ViewPosition", "").strip().upper()
+    modality = fields.get("Modality", "").strip().upper()
+    if view in LATERAL_VIEWS:
+        return f"a lateral view (ViewPosition {view}); the model reads frontal views only"
+    if modality not in RADIOGRAPHY:
+        return f"modality {modality}, not a projection radiograph"
+    return None
+
+
+def score_images(saved, paths, batch_size: int = 32, progress: bool = False,
+                 rescale: bool = False) -> list[dict]:
     """One row per image of ``paths`` (see :func:`find_images`): ``path``,
-    ``pneumonia_probability``, ``decision`` at the model's threshold, the
-    class probabilities for a three-class model, and ``error`` (empty when
-    scored)."""
-    import tensorflow as tf
+    ``status`` (``scored`` or ``error``), ``reason``, ``pneumonia_score``,
+    ``decision`` at the model's threshold, the class probabilities for a
+    three-class model, ``uncertainty`` (the spread, max - min, of the seeds'
+    scores), ``threshold``, ``model`` and, for DICOM, :data:`DICOM_COLUMNS`.
+    With ``rescale``, ``score_at_0.5``: the score mapped piecewise linearly
+    so that the threshold sits at 0.5 (torchxrayvision's convention)."""
+    from numbers import Integral
 
-    from ..metrics import pneumonia_score
-    from ..modeling.training import predict_scores
+    from ..parameters import Interval, check
 
+    check("batch_size", batch_size, Interval(Integral, 1, 4096), "argument")
     files = find_images(paths)
-    rows, batch, where = [], [], []
-
-    def flush():
-        if not batch:
-            return
-        x = tf.data.Dataset.from_tensors(np.stack(batch))
-        probs = predict_scores(saved.model, x)  # its test-time views are inside the model
-        p = pneumonia_score(probs)
-        for i, row_index in enumerate(where):
-            row = rows[row_index]
-            row["pneumonia_probability"] = float(p[i])
-            row["decision"] = "pneumonia" if p[i] >= saved.threshold else "normal"
-            if probs.ndim == 2 and probs.shape[1] > 1:
-                for name, value in zip(saved.class_names, probs[i]):
-                    row[f"p_{name}"] = float(value)
-        batch.clear()
-        where.clear()
-
-    iterator = files
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(files, desc="scoring", unit="image", disable=len(files) < 50)
-    for path in iterator:
-        row = {"path": str(path), "pneumonia_probability": "", "decision": "", "error": ""}
+    rows, todo = [], []
+    for f in files:
+        row = {"path": str(f.path), "status": "error", "reason": "", "pneumonia_score": "",
+               "decision": "", "uncertainty": "", "threshold": _significant(saved.threshold),
+               "model": str(saved.path) if getattr(saved, "path", None) else "",
+               "_found": f}
         rows.append(row)
         try:
-            batch.append(load_image(path, saved.image_size, min_side=MIN_SIDE))
-            where.append(len(rows) - 1)
-        except (ValueError, OSError) as err:
-            row["error"] = str(err).removeprefix(f"{path}: ")
-        if len(batch) == batch_size:
-            flush()
-    flush()
+            if f.path.suffix.lower() not in SUFFIXES:
+                raise DataError(f"{f.path}: not a JPEG, PNG or DICOM file "
+                                f"({f.path.suffix or 'no suffix'})")
+            if not f.path.exists():
+                raise DataError(f"{f.path}: not found")
+            header = read_header(f.path, MIN_SIDE)
+        except DataError as err:
+            row["reason"] = _reason(err, f.path)
+            continue
+        row["_size"] = (header.width, header.height)
+        if header.dicom:
+            row.update({k: header.dicom.get(k, "") for k in DICOM_COLUMNS})
+            refusal = _refusal(header)
+            if refusal:
+                row["reason"] = f"refused: {refusal}"
+                continue
+        todo.append(len(rows) - 1)
+    bar = _bar(progress, len(files), "scoring")
+    bar.update(len(files) - len(todo))
+    _stream(saved, rows, todo, batch_size, bar, rescale)
+    bar.close()
     return rows
 
+
+def _reason(err: Exception, path) -> str:
+    return str(err).removeprefix(f"{path}: ")
+
+
+def _bar(progress: bool, total: int, desc: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="image", disable=not progress or total < 20)
+
+
+def _stream(saved, rows, todo, batch_size, bar, rescale) -> None:
+    """Decode the files of ``todo`` in parallel and score them in batches."""
+    import tensorflow as tf
+
+    from ..data.images import decode, load_image, tf_path
+    from ..metrics import pneumonia_score
+
+    if not todo:
+        return
+    size = saved.image_size
+    names = [tf_path(rows[i]["_found"].path) for i in todo]
+    ds = tf.data.Dataset.from_tensor_slices((names, np.arange(len(todo))))
+    ds = ds.map(lambda p, k: (decode(p, size), k), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    ds = ds.apply(tf.data.experimental.ignore_errors(log_warning=False))
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    model = scoring_model(saved)
+    score = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    seen = set()
+    for x, k in ds:
+        per_network = score(x).numpy()  # (n, networks, outputs)
+        contrast = (tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3))).numpy()
+        for j, kk in enumerate(k.numpy()):
+            seen.add(int(kk))
+            row = rows[todo[int(kk)]]
+            if contrast[j] < MIN_CONTRAST:
+                row["reason"] = ("an image without contrast (every pixel about "
+                                 f"{float(x[j].numpy().mean()) * 255:.0f}/255), not a chest X-ray")
+                continue
+            _fill(row, per_network[j], saved, pneumonia_score, rescale)
+        bar.update(len(k))
+    for kk in range(len(todo)):  # a file the stream could not decode: its reason, alone
+        if kk not in seen:
+            row = rows[todo[kk]]
+            try:
+                load_image(row["_found"].path, size, MIN_SIDE)
+                row["reason"] = "could not be decoded"
+            except DataError as err:
+                row["reason"] = _reason(err, row["_found"].path)
+            except Exception as err:  # noqa: BLE001  (one file never stops the run)
+                row["reason"] = f"could not be decoded ({type(err).__name__})"
+            bar.update(1)
+
+
+def _fill(row, per_network, saved, pneumonia_score, rescale) -> None:
+    probs = per_network.mean(axis=0)
+    each = pneumonia_score(per_network) if per_network.shape[-1] > 1 else per_network[:, 0]
+    p = float(pneumonia_score(probs[None])[0])
+    t = saved.threshold
+    row.update(status="scored", pneumonia_score=_significant(p),
+               decision="pneumonia" if p >= t else "normal",
+               uncertainty=_significant(float(each.max() - each.min())))
+    if len(saved.class_names) > 2:
+        for name, value in zip(saved.class_names, probs):
+            row[f"p_{name}"] = _significant(float(value))
+    if rescale:
+        row["score_at_0.5"] = _significant(0.5 * p / t if p < t else
+                                           0.5 + 0.5 * (p - t) / max(1 - t, 1e-9))
+
+
+# ------------------------------------------------------------------- outputs
 
 def is_predictions_csv(path) -> bool:
     """Whether ``path`` is a CSV written by :func:`write_csv` (which may be replaced)."""
     try:
         with open(path, "rb") as f:
-            return f.readline().startswith(b"path,pneumonia_probability,")
+            return f.readline().startswith(b"path,status,reason,pneumonia_score,")
     except OSError:
         return False
 
 
 def write_csv(rows: list[dict], path, class_names=()) -> Path:
-    columns = ["path", "pneumonia_probability", "decision"]
+    """The rows as a CSV (file names written back byte for byte, even when
+    they are not valid UTF-8)."""
+    columns = ["path", "status", "reason", "pneumonia_score", "decision", "uncertainty"]
     if len(class_names) > 2:
         columns += [f"p_{n}" for n in class_names]
-    columns += [c for c in ("pneumonia_probability_at_site_prevalence",) if rows and c in rows[0]]
-    columns.append("error")
+    extra = [c for c in ("score_at_0.5", "pneumonia_score_at_site_prevalence", "heatmap")
+             if any(c in r for r in rows)]
+    dicom = [c for c in DICOM_COLUMNS if any(r.get(c) for r in rows)]
+    columns += extra + dicom + ["threshold", "model"]
     path = Path(path)
-    # file names that are not valid UTF-8 are written back byte for byte
     with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
@@ -107,44 +266,114 @@ def write_csv(rows: list[dict], path, class_names=()) -> Path:
     return path
 
 
-def heatmap_figure(image, cam, title: str):
-    """One X-ray with its Grad-CAM overlay, a title and a colour bar."""
-    import matplotlib.pyplot as plt
+# ------------------------------------------------------------------ heat maps
 
-    from ..evaluation.explain import CAM_LABEL, overlay
-
-    fig, ax = plt.subplots(figsize=(4.6, 4.2), layout="constrained")
-    bar = fig.colorbar(overlay(ax, image, cam, title), ax=ax, shrink=0.8)
-    bar.set_label(CAM_LABEL, fontsize=7)
-    return fig
+HEATMAP_TAG = "pneumo predict heatmap"
 
 
-def write_heatmaps(saved, rows: list[dict], folder) -> list[Path]:
-    """One PNG per scored image in ``folder``: the X-ray, its Grad-CAM overlay,
-    the score and the decision in the title."""
-    import matplotlib.pyplot as plt
+def is_heatmap(path) -> bool:
+    """Whether ``path`` is a heat map written by :func:`write_heatmaps`."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.info.get("Software") == HEATMAP_TAG
+    except Exception:  # noqa: BLE001  (not an image: not ours)
+        return False
+
+
+def _cams(saved, images: np.ndarray) -> np.ndarray:
+    """Grad-CAM maps on the decoded images (the crop's map put back in its box)."""
+    import tensorflow as tf
 
     from ..evaluation.explain import grad_cam
 
+    pre = saved.preprocess
+    if pre is None:
+        return grad_cam(saved.networks, images)
+    from ..lungs.crop import fields_model
+
+    crops = pre.predict(images, verbose=0)
+    cams = grad_cam(saved.networks, crops)
+    _, boxes = fields_model(images.shape[1]).predict(images, verbose=0)
+    boxes = np.asarray(boxes)  # (y0, x0, y1, x1), with the crop's margin
+    size = images.shape[1]
+    out = np.zeros(images.shape[:3], "float32")
+    for k, (y0, x0, y1, x1) in enumerate(boxes):
+        r0, c0 = int(round(y0 * size)), int(round(x0 * size))
+        r1, c1 = max(r0 + 1, int(round(y1 * size))), max(c0 + 1, int(round(x1 * size)))
+        out[k, r0:r1, c0:c1] = tf.image.resize(cams[k][..., None], (r1 - r0, c1 - c0)).numpy()[
+            ..., 0]
+    return out
+
+
+def render_heatmap(image: np.ndarray, cam: np.ndarray, title: str, size=None):
+    """One PNG-ready picture: the X-ray at its own aspect ratio (``size`` =
+    original width, height; at most 640 px a side) with its Grad-CAM overlay,
+    a title strip and a labelled colour bar; drawn with PIL, no pyplot."""
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw, ImageFont
+
+    w, h = size or image.shape[1::-1]
+    scale = min(1.0, 640 / max(w, h))
+    w, h = max(64, int(w * scale)), max(64, int(h * scale))
+    gray = Image.fromarray(np.uint8(np.clip(image[..., 0], 0, 1) * 255)).resize((w, h))
+    heat = Image.fromarray(np.uint8(np.clip(cam, 0, 1) * 255)).resize((w, h))
+    jet = colormaps["jet"]
+    rgb = np.asarray(gray.convert("RGB"), "float32")
+    overlay = 0.65 * rgb + 0.35 * jet(np.asarray(heat) / 255.0)[..., :3] * 255
+    font = ImageFont.load_default(size=12)
+    bar_w, top = 70, 40
+    canvas = Image.new("RGB", (w + bar_w, h + top), "white")
+    canvas.paste(Image.fromarray(np.uint8(overlay)), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.multiline_text((4, 2), title, fill="black", font=font, spacing=2)
+    ramp = (jet(np.linspace(1, 0, h))[:, :3] * 255).astype("uint8")
+    canvas.paste(Image.fromarray(np.repeat(ramp[:, None], 14, axis=1)), (w + 8, top))
+    draw.text((w + 26, top), "1", fill="black", font=font)
+    draw.text((w + 26, top + h - 14), "0", fill="black", font=font)
+    for i, word in enumerate(("Grad-CAM", "raised the", "pneumonia", "score")):
+        draw.text((w + 24, top + h // 2 - 28 + 14 * i), word, fill="black",
+                  font=ImageFont.load_default(size=9))
+    return canvas
+
+
+def write_heatmaps(saved, rows: list[dict], folder, batch_size: int = 32,
+                   progress: bool = False) -> list[Path]:
+    """One PNG per scored image, ``folder / heatmap_name(found)`` (sub-folders
+    as in the inputs), named in the row's ``heatmap`` column: the X-ray at its
+    own aspect ratio, its Grad-CAM overlay, its file name, score and decision."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tensorflow as tf
+    from PIL import PngImagePlugin
+
+    from ..data.images import decode, tf_path
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written, used = [], set()
-    for row in rows:
-        if row["error"]:
-            continue
-        image = load_image(row["path"], saved.image_size)
-        cam = grad_cam(saved.networks, image[None])[0]
-        name = Path(row["path"]).stem
-        stem, k = name, 1
-        while stem in used:  # the same file name in two folders
-            k += 1
-            stem = f"{name}_{k}"
-        used.add(stem)
-        title = (f"{Path(row['path']).name}\nscore {row['pneumonia_probability']:.3f}: "
-                 f"{row['decision']} (threshold {saved.threshold:.3f})")
-        fig = heatmap_figure(image, cam, title)
-        out = folder / f"{stem}.png"
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        written.append(out)
+    scored = [r for r in rows if r["status"] == "scored"]
+    bar = _bar(progress, len(scored), "heat maps")
+    written = []
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", HEATMAP_TAG)
+
+    def save(row, image, cam):
+        out = folder / heatmap_name(row["_found"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        title = (f"{row['_found'].name}\nscore {row['pneumonia_score']}: {row['decision']} "
+                 f"(threshold {row['threshold']})")
+        render_heatmap(image, cam, title, row.get("_size")).save(out, pnginfo=info)
+        row["heatmap"] = str(out)
+        return out
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i in range(0, len(scored), batch_size):
+            part = scored[i:i + batch_size]
+            images = np.stack([decode(tf.constant(tf_path(r["_found"].path)),
+                                      saved.image_size).numpy() for r in part])
+            cams = _cams(saved, images)
+            written += list(pool.map(save, part, images, cams))
+            bar.update(len(part))
+    bar.close()
+    for r in rows:
+        r.setdefault("heatmap", "")
     return written
