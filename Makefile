@@ -49,7 +49,7 @@ segmenter: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null
-	$(BIN)/python benchmarks/bench.py "$(DATA_DIR)" --out "$(OUT_DIR)/benchmarks"
+	$(BIN)/python benchmarks/bench.py "$(DATA_DIR)" --out "$(OUT_DIR)/benchmarks" --model "$(OUT_DIR)/model.keras"
 
 # Chapters run in notebooks/: a relative DATA_DIR (from the project root) gets a ../
 notebooks: $(STAMP)

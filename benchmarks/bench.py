@@ -102,6 +102,70 @@ def decoding(data_dir, size) -> dict:
     return out
 
 
+def predict_command(data_dir, model_path, out: Path) -> dict:
+    """What a user runs: ``pneumo predict`` on files, against its ceiling, the
+    saved model's forward rate on decoded tensors (its crop, views and seeds
+    included), measured in this run. Steady state from two folder sizes (the
+    difference removes start-up); the wall time of the command on a
+    624-image folder (the official test split's size) with start-up; heat
+    maps per second; ``pneumo --help``."""
+    import shutil
+    import subprocess
+
+    from pneumo_helpers.data.images import load_image
+    from pneumo_helpers.use import modelfile
+    from pneumo_helpers.use.scoring import score_images, write_heatmaps
+
+    saved = modelfile.load(model_path)
+    pool = sorted(Path(data_dir).glob("train/*/*.jpeg"))[::3][:2000]
+    folder = out / "predict_images"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for f in pool:
+        shutil.copyfile(f, folder / f.name)
+    files = sorted(folder.iterdir())
+    x = np.stack([load_image(f, saved.image_size) for f in files[:256]])
+    saved.model.predict(x[:32], verbose=0)
+    ceiling = len(x) / timed(lambda: saved.model.predict(x, batch_size=32, verbose=0), 2)
+    score_images(saved, files[:64])  # warm-up
+    small, large = files[:400], files[:2000]
+    t_small = timed(lambda: score_images(saved, small))
+    t_large = timed(lambda: score_images(saved, large))
+    steady = (len(large) - len(small)) / max(t_large - t_small, 1e-9)
+    rows = score_images(saved, files[:200])
+    heat = out / "predict_heatmaps"
+    shutil.rmtree(heat, ignore_errors=True)
+    heatmaps = len(rows) / timed(lambda: write_heatmaps(saved, rows, heat))
+    official = out / "predict_624"
+    shutil.rmtree(official, ignore_errors=True)
+    official.mkdir()
+    for f in files[:624]:
+        shutil.copyfile(f, official / f.name)
+    pneumo = Path(sys.executable).with_name("pneumo")
+    csv = out / "predictions_624.csv"
+    csv.unlink(missing_ok=True)
+    wall = timed(lambda: subprocess.run([str(pneumo), "predict", str(model_path), str(official),
+                                         "--out", str(csv), "--no-progress"], check=True,
+                                        capture_output=True))
+    help_wall = timed(lambda: subprocess.run([str(pneumo), "--help"], check=True,
+                                             capture_output=True), 3)
+    result = {"model": str(model_path), "recipe": saved.info.get("recipe"),
+              "networks": len(saved.networks), "views": 1 + len(saved.info.get("tta_frames", [])),
+              "ceiling_images_per_second": round(ceiling, 1),
+              "steady_state_images_per_second": round(steady, 1),
+              "steady_over_ceiling": round(steady / ceiling, 2),
+              "heatmaps_images_per_second": round(heatmaps, 1),
+              "folder_624_wall_seconds": round(wall, 2),
+              "help_wall_seconds": round(help_wall, 2)}
+    print(f"pneumo predict ({result['recipe']}, {result['networks']} networks x "
+          f"{result['views']} views): ceiling {ceiling:.0f} img/s, steady state {steady:.0f} "
+          f"img/s ({result['steady_over_ceiling']:.2f} of the ceiling), heat maps "
+          f"{heatmaps:.1f} img/s, 624 images in {wall:.1f} s wall, --help {help_wall:.2f} s")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(official, ignore_errors=True)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir")
@@ -111,6 +175,9 @@ def main(argv=None) -> int:
                         help="folder for results.json (default reports/benchmarks)")
     parser.add_argument("--skip-training-step", action="store_true",
                         help="skip the wall time of make results' training step (minutes)")
+    parser.add_argument("--model", default="reports/model.keras",
+                        help="the model pneumo predict is measured with (default "
+                        "reports/model.keras, from make results); skipped when missing")
     args = parser.parse_args(argv)
     set_seed(0)
     table = load_image_table(args.data_dir, splits=("train",), check_images=False)
@@ -141,6 +208,10 @@ def main(argv=None) -> int:
               f"{seconds / 60:.1f} min")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if Path(args.model).is_file():
+        result["predict_command"] = predict_command(args.data_dir, args.model, out)
+    else:
+        print(f"{args.model} not found (make results writes it): pneumo predict not measured")
     (out / "results.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {out / 'results.json'}")
     return 0
