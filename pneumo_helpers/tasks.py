@@ -154,8 +154,8 @@ TASKS = {t.name: t for t in (BINARY, TERNARY)}
 
 def get_task(name: str | Task) -> Task:
     """The task called ``name`` (``"binary"`` or ``"ternary"``)."""
+    from .parameters import StrOptions, check
+
     if isinstance(name, Task):
         return name
-    if name not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {name!r}")
-    return TASKS[name]
+    return TASKS[check("task", name, StrOptions(TASKS))]

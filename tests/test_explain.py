@@ -48,3 +48,17 @@ def test_grad_cam_of_a_mean_of_models():
     mean = np.mean(each, axis=0)
     np.testing.assert_allclose(cam, mean / mean.reshape(2, -1).max(axis=1)[:, None, None],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_grad_cam_of_the_normal_score_is_the_other_side():
+    """The map of the normal score keeps the regions whose activations lower
+    the pneumonia score: the other sign of the same weighted activations."""
+    m = models.robust_cnn(32, filters=(4, 8), seed=3)
+    x = np.random.default_rng(3).random((2, 32, 32, 1)).astype("float32")
+    up, down = grad_cam(m, x), grad_cam(m, x, pneumonia=False)
+    assert up.shape == down.shape == (2, 32, 32)
+    # the two maps are the two signs of one map: where one is high the other is low
+    assert np.corrcoef(up.ravel(), down.ravel())[0, 1] < -0.3
+    mixed = grad_cam(m, x, pneumonia=[True, False])
+    np.testing.assert_allclose(mixed[0], up[0], atol=1e-6)
+    np.testing.assert_allclose(mixed[1], down[1], atol=1e-6)

@@ -119,7 +119,7 @@ def test_three_class_metrics_need_three_classes():
 
 
 def test_unknown_task_is_one_clear_error():
-    with pytest.raises(ValueError, match="task must be one of 'binary', 'ternary', got 'both'"):
+    with pytest.raises(ValueError, match="parameter task = 'both': expected one of 'binary', 'ternary'"):
         get_task("both")
 
 

@@ -96,7 +96,7 @@ def _size(path) -> int:
 
 def _open(path):
     if isinstance(path, GfilePath):
-        return path._gfile().GFile(path.path, "rb")
+        return path.open("rb")
     return open(path, "rb")
 
 

@@ -77,8 +77,11 @@ class GfilePath:
             for name in [*dirs, *files]:
                 yield GfilePath(f"{str(folder).rstrip('/')}/{name.rstrip('/')}")
 
+    def open(self, mode: str = "rb"):
+        return self._gfile().GFile(self.path, mode)
+
     def read_bytes(self) -> bytes:
-        with self._gfile().GFile(self.path, "rb") as f:
+        with self.open("rb") as f:
             return f.read()
 
     def size(self) -> int:

@@ -2,9 +2,10 @@
 (with or without a crop to the lung fields):
 
 - **saliency share**: the share of each image's Grad-CAM mass that lies inside
-  its lung fields, for normal and pneumonia images separately. A model that
-  reads the lungs puts most of it there; one that reads the child's size, the
-  shoulders or a marker does not;
+  its lung fields, for normal and pneumonia images separately (the map of the
+  image's own class: where the model finds pneumonia in a pneumonia image,
+  and health in a healthy one). A model that reads the lungs puts most of it
+  there; one that reads the child's size, the shoulders or a marker does not;
 - **scale-matched subset**: the validation normals whose lungs fill the frame
   most (lung box area at or above the normals' 70th percentile) and the
   pneumonias whose lungs fill it least (at or below the pneumonias' 30th

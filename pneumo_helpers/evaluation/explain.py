@@ -20,17 +20,20 @@ def last_conv_layer(model: keras.Model) -> str:
     raise ValueError(f"{model.name} has no Conv2D layer for Grad-CAM")
 
 
-def grad_cam(networks, images: np.ndarray, layer: str | None = None) -> np.ndarray:
+def grad_cam(networks, images: np.ndarray, layer: str | None = None,
+             pneumonia=True) -> np.ndarray:
     """Heat maps in [0, 1], one per image, at the input's resolution
-    (gradient of the pneumonia score with respect to ``layer``'s activations,
-    default the last convolution). ``networks``: one network or a list (the
-    seeds of a mean model, ``TrainedModel.networks``): the mean of their maps,
-    scaled to its peak again. ``images`` are what the networks take (after
-    any preprocessing such as the crop to the lung fields)."""
+    (gradient of the pneumonia score, or with ``pneumonia`` false of the
+    normal score, with respect to ``layer``'s activations, default the last
+    convolution; ``pneumonia`` may be one flag per image). ``networks``: one
+    network or a list (the seeds of a mean model, ``TrainedModel.networks``):
+    the mean of their maps, scaled to its peak again. ``images`` are what the
+    networks take (after any preprocessing such as the crop to the lung fields)."""
     if isinstance(networks, (list, tuple)):
-        cam = np.mean([_peak_normalised(_grad_cam(n, images, layer)) for n in networks], axis=0)
+        cam = np.mean([_peak_normalised(_grad_cam(n, images, layer, pneumonia))
+                       for n in networks], axis=0)
     else:
-        cam = _grad_cam(networks, images, layer)
+        cam = _grad_cam(networks, images, layer, pneumonia)
     return _peak_normalised(cam)
 
 
@@ -39,13 +42,16 @@ def _peak_normalised(cam: np.ndarray) -> np.ndarray:
     return cam / np.maximum(peak, 1e-8)
 
 
-def _grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None) -> np.ndarray:
+def _grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None,
+              pneumonia=True) -> np.ndarray:
     layer = layer or last_conv_layer(model)
     x = tf.convert_to_tensor(images, tf.float32)
+    flags = tf.broadcast_to(tf.constant(pneumonia, tf.bool), (len(images),))
     with tf.GradientTape() as tape:
         features, score = _forward(model, x, layer)
         # softmax over normal / bacteria / virus: pneumonia = 1 - p(normal)
         score = 1.0 - score[:, 0] if score.shape[-1] > 1 else score[:, 0]
+        score = tf.where(flags, score, 1.0 - score)
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))

@@ -104,7 +104,10 @@ class Evaluator:
 
     def saliency(self, trained, batch_size: int = 64) -> np.ndarray:
         """Per image, the share of ``trained``'s Grad-CAM mass inside its lung
-        fields, in the space the networks see (``anatomy.saliency_share``)."""
+        fields, in the space the networks see (``anatomy.saliency_share``); the
+        map of each image's own class: of the pneumonia score for pneumonia
+        images, of the normal score for normal ones (where the model finds
+        pneumonia in a healthy child says little; where it finds health does)."""
         from .anatomy import lungs_as_the_network_sees_them, saliency_share
         from .explain import grad_cam
 
@@ -121,7 +124,8 @@ class Evaluator:
             lungs = lungs_as_the_network_sees_them(
                 recipe, self.fields["probability"][i:i + batch_size],
                 self.fields["boxes"][i:i + batch_size], size)
-            shares.append(saliency_share(grad_cam(trained.networks, x), lungs))
+            own = self.labels[i:i + batch_size] > 0
+            shares.append(saliency_share(grad_cam(trained.networks, x, pneumonia=own), lungs))
         return np.concatenate(shares)
 
     def dataset(self, recipe=None):

@@ -131,10 +131,18 @@ def stress_plot(stress: pd.DataFrame, title: str = "stress test", target: float 
                 ax=None):
     """ROC AUC, recall and specificity at the fixed threshold, per view; a
     labelled reference line at ``target``."""
-    ax = _axes(ax, (0.8 * len(stress) + 3, 3.8))
-    stress[["auc", "recall", "specificity"]].plot.bar(ax=ax, rot=30, ylim=(0, 1.05))
+    ax = _bars(stress[["auc", "recall", "specificity"]], 30, title,
+               "view of the validation images", "figure at the threshold",
+               _axes(ax, (0.8 * len(stress) + 3, 3.8)))
     ax.axhline(target, color="grey", ls=":", lw=1, label=f"{target:g}")
-    ax.set(title=title, xlabel="view of the validation images", ylabel="figure at the threshold")
+    _legend_right(ax)
+    return ax
+
+
+def _bars(table: pd.DataFrame, rot: int, title: str, xlabel: str, ylabel: str, ax):
+    """Grouped bars, one group per row, labels tilted and right-aligned, legend aside."""
+    table.plot.bar(ax=ax, rot=rot, ylim=(0, 1.05))
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
     _legend_right(ax)
@@ -151,13 +159,8 @@ def comparison(table: pd.DataFrame, columns=("val_auc", "cf_auc", "val_specifici
                title: str = "models compared", ax=None):
     """Grouped bars of a comparison table indexed by model name."""
     cols = [c for c in columns if c in table]
-    ax = _axes(ax, (1.4 * len(table) + 4, 3.8))
-    table[cols].rename(columns=_short).plot.bar(ax=ax, rot=20, ylim=(0, 1.05))
-    ax.set(title=title, xlabel="", ylabel="figure (validation patients)")
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    _legend_right(ax)
-    return ax
+    return _bars(table[cols].rename(columns=_short), 20, title, "", "figure (validation patients)",
+                 _axes(ax, (1.4 * len(table) + 4, 3.8)))
 
 
 def seed_strip(table: pd.DataFrame, columns=("threshold", "val_specificity", "cf_auc",

@@ -44,19 +44,12 @@ def decode_size(image_size: int) -> int:
 
 
 def body_midline(images):
-    """The body's horizontal midline, as a fraction of the width, per image:
-    the middle of the columns whose (lightly smoothed) mean over the central
-    60% of rows rises above a quarter of its range (``modeling.layers.BodyCrop``'s rule)."""
-    h, w = int(images.shape[1]), int(images.shape[2])
-    profile = tf.reduce_mean(images[:, int(0.2 * h):int(0.8 * h), :, 0], axis=1)
-    profile = tf.nn.conv1d(profile[..., None], tf.ones((5, 1, 1), images.dtype) / 5.0, 1,
-                           "SAME")[..., 0]
-    low = tf.reduce_min(profile, axis=1, keepdims=True)
-    high = tf.reduce_max(profile, axis=1, keepdims=True)
-    body = profile > low + 0.25 * (high - low)
-    columns = tf.range(w)[None, :]
-    first = tf.reduce_min(tf.where(body, columns, w), axis=1)
-    last = tf.reduce_max(tf.where(body, columns, -1), axis=1)
+    """The body's horizontal midline, as a fraction of the width, per image
+    (the columns of ``modeling.layers.body_columns``; 0.5 when none is found)."""
+    from ..modeling.layers import body_columns
+
+    w = int(images.shape[2])
+    first, last = body_columns(images)
     mid = tf.cast(first + last + 1, images.dtype) / (2.0 * w)
     return tf.where(last >= first, mid, 0.5)
 
@@ -167,18 +160,22 @@ class CropToBox(layers.Layer):
                 "dilate": self.dilate}
 
 
+def _segmented(input_size: int):
+    """The decoded image, the lung probability map and the box, wired once."""
+    from .segmenter import load_segmenter
+
+    image = keras.Input((input_size, input_size, 1), name="image")
+    small = layers.Resizing(SEGMENTER_SIZE, SEGMENTER_SIZE, interpolation="bilinear",
+                            antialias=True, name="to_segmenter")(image)
+    probability = load_segmenter()(small)
+    return image, probability, LungBox(name="lung_box")([probability, small])
+
+
 @functools.lru_cache(maxsize=8)
 def fields_model(input_size: int) -> keras.Model:
     """``image (input_size) -> [lung probability (SEGMENTER_SIZE), boxes]``:
     the segmenter and the box, as one frozen model (the instruments use it)."""
-    from .segmenter import load_segmenter
-
-    segmenter = load_segmenter()
-    image = keras.Input((input_size, input_size, 1), name="image")
-    small = layers.Resizing(SEGMENTER_SIZE, SEGMENTER_SIZE, interpolation="bilinear",
-                            antialias=True, name="to_segmenter")(image)
-    probability = segmenter(small)
-    boxes = LungBox(name="lung_box")([probability, small])
+    image, probability, boxes = _segmented(input_size)
     return keras.Model(image, [probability, boxes], name="lung_fields_and_box")
 
 
@@ -187,16 +184,9 @@ def crop_model(input_size: int, image_size: int, mode: str = "crop") -> keras.Mo
     """The frozen preprocessing of a lung recipe: ``image (input_size) -> crop
     (image_size)``. ``mode``: ``"crop"`` (the lung-field box) or
     ``"crop_mask"`` (the same box, black outside the lung fields)."""
-    from .segmenter import load_segmenter
-
     if mode not in ("crop", "crop_mask"):
         raise ValueError(f"lungs must be 'crop' or 'crop_mask', got {mode!r}")
-    segmenter = load_segmenter()
-    image = keras.Input((input_size, input_size, 1), name="image")
-    small = layers.Resizing(SEGMENTER_SIZE, SEGMENTER_SIZE, interpolation="bilinear",
-                            antialias=True, name="to_segmenter")(image)
-    probability = segmenter(small)
-    boxes = LungBox(name="lung_box")([probability, small])
+    image, probability, boxes = _segmented(input_size)
     parts = [image, boxes] + ([probability] if mode == "crop_mask" else [])
     crop = CropToBox(image_size, mask_outside=mode == "crop_mask", name="crop")(parts)
     model = keras.Model(image, crop, name="preprocess")

@@ -57,6 +57,25 @@ class HistogramEqualization(layers.Layer):
         return {**super().get_config(), "bins": self.bins}
 
 
+def body_columns(x, threshold: float = 0.25):
+    """The first and last column (indices) of the body in each image of
+    ``(n, h, w, 1)``: where the column profile (the mean of each column over
+    the central 60% of rows, lightly smoothed) rises above ``threshold`` of
+    its range; ``first > last`` when no column does."""
+    import tensorflow as tf
+
+    h, w = int(x.shape[1]), int(x.shape[2])
+    profile = tf.reduce_mean(x[:, int(0.2 * h):int(0.8 * h), :, 0], axis=1)
+    profile = tf.nn.conv1d(profile[..., None], tf.ones((5, 1, 1), x.dtype) / 5.0, 1,
+                           "SAME")[..., 0]
+    low = tf.reduce_min(profile, axis=1, keepdims=True)
+    high = tf.reduce_max(profile, axis=1, keepdims=True)
+    body = profile > low + threshold * (high - low)
+    columns = tf.range(w)[None, :]
+    return (tf.reduce_min(tf.where(body, columns, w), axis=1),
+            tf.reduce_max(tf.where(body, columns, -1), axis=1))
+
+
 @keras.saving.register_keras_serializable(package="pneumo")
 class BodyCrop(layers.Layer):
     """Crop each image horizontally to the body and stretch it back to full
@@ -78,15 +97,7 @@ class BodyCrop(layers.Layer):
         import tensorflow as tf
 
         h, w = int(x.shape[1]), int(x.shape[2])
-        profile = tf.reduce_mean(x[:, int(0.2 * h):int(0.8 * h), :, 0], axis=1)
-        profile = tf.nn.conv1d(profile[..., None], tf.ones((5, 1, 1), x.dtype) / 5.0, 1,
-                               "SAME")[..., 0]
-        low = tf.reduce_min(profile, axis=1, keepdims=True)
-        high = tf.reduce_max(profile, axis=1, keepdims=True)
-        body = profile > low + self.threshold * (high - low)
-        columns = tf.range(w)[None, :]
-        first = tf.reduce_min(tf.where(body, columns, w), axis=1)
-        last = tf.reduce_max(tf.where(body, columns, -1), axis=1)
+        first, last = body_columns(x, self.threshold)
         left = tf.maximum(tf.cast(first, x.dtype) / w - self.margin, 0.0)
         right = tf.minimum(tf.cast(last + 1, x.dtype) / w + self.margin, 1.0)
         trusted = right - left >= self.min_width

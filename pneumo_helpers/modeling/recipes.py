@@ -31,6 +31,7 @@ class Recipe:
     network: dict = field(default_factory=dict)
     lungs: str | None = None
     scale_balanced: bool = False  # training zoom that gives both classes one lung-field scale
+    context_swap: float = 0.0  # share of training crops given another image's surroundings
     image_size: int | None = None  # the network's input size, if not the split's
     views: tuple = TTA_FRAMES
     learning_rate: float = 0.002
@@ -75,10 +76,16 @@ class Recipe:
         each image zoomed (about its centre, anew each epoch) so that its
         lung box takes an area drawn from the areas of all training images,
         whatever its class: both classes then reach the network with one
-        distribution of lung-field scale."""
-        if not self.scale_balanced:
-            return self.prepared(data, "train", shuffle_seed=seed)
-        return _scale_balanced(data, self.network_size(data), seed)
+        distribution of lung-field scale. With ``context_swap`` (lung
+        recipes), that share of the training crops keep their own lung fields
+        and take everything around them from another training image of either
+        class, drawn anew each epoch: what surrounds the lungs (shoulders,
+        neck, markers, the child's size) then tells the network nothing."""
+        if self.scale_balanced:
+            return _scale_balanced(data, self.network_size(data), seed)
+        if self.context_swap:
+            return _context_swapped(data, self, seed)
+        return self.prepared(data, "train", shuffle_seed=seed)
 
     # ----------------------------------------------------------- the models
 
@@ -137,6 +144,45 @@ def _scale_balanced(data, size: int, seed: int):
         .prefetch(tf.data.AUTOTUNE)
 
 
+def _context_swapped(data, recipe, seed: int):
+    """See ``Recipe.training_images``: the crops, their lung masks in the
+    crop's space (dilated by 4% of the size), shuffled; within each batch a
+    share ``recipe.context_swap`` of the crops get the surroundings of
+    another crop of the batch."""
+    import tensorflow as tf
+
+    from ..data.pipeline import batched
+    from ..evaluation.anatomy import lungs_as_the_network_sees_them
+    from ..lungs.fields import lung_fields
+
+    size = recipe.network_size(data)
+    crops = data.images("train", recipe.decode_size(data), recipe.preprocess(size))
+
+    def masks():
+        full = np.concatenate([x.numpy() for x, _ in batched(
+            data.images("train", recipe.decode_size(data)), 64)])
+        probability, boxes, _ = lung_fields(full)
+        return lungs_as_the_network_sees_them(recipe, probability, boxes, size).astype("float32")
+
+    lungs = data.memo(("lung_masks_in_crop", recipe.lungs, size), masks)
+    k = max(1, int(round(0.04 * size)) * 2 + 1)
+    pairs = tf.data.Dataset.zip((crops, tf.data.Dataset.from_tensor_slices(lungs[..., None])))
+    pairs = pairs.shuffle(len(lungs), seed=seed, reshuffle_each_iteration=True)
+
+    def swap(xy, m):
+        x, y = xy
+        m = tf.nn.max_pool2d(m, k, 1, "SAME")
+        n = tf.shape(x)[0]
+        other = tf.gather(x, tf.random.shuffle(tf.range(n), seed=seed))
+        chosen = tf.cast(tf.random.uniform((n, 1, 1, 1), seed=seed) < recipe.context_swap,
+                         x.dtype)
+        mixed = m * x + (1.0 - m) * other
+        return chosen * mixed + (1.0 - chosen) * x, y
+
+    return pairs.batch(data.batch_size).map(swap, num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)
+
+
 # test-time views that zoom out and shift, but never zoom in (zooming in frames a
 # normal chest the way pneumonia images are framed in the training data)
 TTA_ZOOM_OUT = ((0.8, 0.0, 0.0), (0.9, 0.0, 0.0), (1.0, -0.05, 0.0), (1.0, 0.05, 0.0))
@@ -182,11 +228,12 @@ DEFAULT_RECIPE = "equalized_tta_out"  # chosen in chapter 07 on validation instr
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
+    """The recipe called ``name`` (one ParameterError line for an unknown one)."""
+    from ..parameters import StrOptions, check
+
     if isinstance(name, Recipe):
         return name
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, got {name!r}")
-    return RECIPES[name]
+    return RECIPES[check("recipe", name, StrOptions(RECIPES))]
 
 
 def fit_recipe(recipe, data, seed: int, epochs: int = 15, target_recall: float = 0.98,
