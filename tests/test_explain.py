@@ -62,3 +62,25 @@ def test_grad_cam_of_the_normal_score_is_the_other_side():
     mixed = grad_cam(m, x, pneumonia=[True, False])
     np.testing.assert_allclose(mixed[0], up[0], atol=1e-6)
     np.testing.assert_allclose(mixed[1], down[1], atol=1e-6)
+
+
+def test_grad_cam_inside_a_nested_backbone():
+    """A transfer network holds its backbone as a nested model: Grad-CAM finds
+    the backbone's last convolution and reads its activations there."""
+    import keras
+
+    inner_in = keras.Input((32, 32, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv2")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    x_in = keras.Input((32, 32, 1))
+    y = keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(backbone(x_in)))
+    m = keras.Model(x_in, y, name="transfer_like")
+    assert last_conv_layer(m) == "b_conv2"
+    x = np.random.default_rng(4).random((2, 32, 32, 1)).astype("float32")
+    cam = grad_cam(m, x)
+    assert cam.shape == (2, 32, 32) and np.isfinite(cam).all() and cam.max() > 0
+    # the same map as a flat copy of the network gives
+    flat = keras.Model(inner_in, m.layers[-1](m.layers[-2](h)))
+    np.testing.assert_allclose(cam, grad_cam(flat, x), rtol=1e-4, atol=1e-5)

@@ -222,3 +222,23 @@ def test_final_notebook_parameters_cell():
         assert f"\n{name} = " in "\n" + src, name
     assert 'data_dir = "data/chest_xray"' in src and 'output_dir = "reports"' in src
     assert "target_recall = 0.98" in src and "max_train_images = 0" in src
+
+
+@pytest.mark.slow
+def test_make_results_publishes_the_whole_run(small_data, tmp_path):
+    """pneumo results: the notebook runs into a staging folder (papermill's own
+    copy of the notebook is not mistaken for someone else's file) and the
+    executed notebook, its report and the run's files land together."""
+    from pneumo_helpers.use.report import is_html_report
+    from pneumo_helpers.use.results import make_results
+    from pneumo_helpers.use.runfolder import MANIFEST
+
+    out = tmp_path / "reports"
+    make_results(small_data, out, parameters=TINY, progress=False)
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert {"final_notebook.ipynb", "report.html", "model.keras", "metrics.json",
+            "MODEL_CARD.md", MANIFEST} <= names
+    assert not any(p.name.startswith(".staging") for p in out.iterdir())
+    assert {"final_notebook.ipynb", "report.html"} <= set(
+        json.loads((out / MANIFEST).read_text())["files"])
+    assert is_html_report(out / "report.html")

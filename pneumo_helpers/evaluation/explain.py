@@ -13,11 +13,25 @@ import tensorflow as tf
 
 
 def last_conv_layer(model: keras.Model) -> str:
-    """Name of the last 2-D convolution in ``model``."""
+    """Name of the last 2-D convolution in ``model``, looking inside nested
+    models too (a transfer network's backbone)."""
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.Conv2D):
             return layer.name
+        if isinstance(layer, keras.Model):
+            try:
+                return last_conv_layer(layer)
+            except ValueError:
+                continue
     raise ValueError(f"{model.name} has no Conv2D layer for Grad-CAM")
+
+
+def _holds(model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+    except ValueError:
+        return False
+    return True
 
 
 def grad_cam(networks, images: np.ndarray, layer: str | None = None,
@@ -67,6 +81,12 @@ def _forward(model: keras.Model, x, layer: str):
         if isinstance(op, keras.layers.InputLayer):
             continue
         try:
+            if isinstance(op, keras.Model) and _holds(op, layer):
+                # a nested backbone (a plain chain of Keras' own): its layer's
+                # output and its own, from one sub-model
+                inner = keras.Model(op.inputs, [op.get_layer(layer).output, op.outputs[0]])
+                features, x = inner(x, training=False)
+                continue
             x = op(x, training=False)
         except (TypeError, ValueError) as err:
             raise ValueError(f"Grad-CAM needs a model whose layers form a chain; "

@@ -26,10 +26,14 @@ def make_results(data_dir, output_dir, parameters: dict | None = None,
     from .report import html_report
 
     run = RunFolder(output_dir, data_dir)
+    for stale in run.path.glob(".staging-*"):  # of a killed run (this one holds the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     staging = run.path / f".staging-run-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    executed = staging / "final_notebook.ipynb"
+    # papermill writes the notebook as it runs: beside the staging folder's
+    # files, not among them (the notebook's own run folder checks those)
+    (staging / ".papermill").mkdir()
+    executed = staging / ".papermill" / "final_notebook.ipynb"
     try:
         try:
             pm.execute_notebook(str(NOTEBOOK), str(executed), cwd=str(PROJECT_ROOT),
@@ -44,7 +48,9 @@ def make_results(data_dir, output_dir, parameters: dict | None = None,
             raise RuntimeError(f"the run failed ({reason.strip().splitlines()[0][:300]}); the "
                                f"earlier results in {output_dir} are as they were, the partial "
                                f"notebook is {run.path / FAILED}") from None
-        html_report(executed, staging / "report.html", title=f"pneumo run: {output_dir}")
+        os.replace(executed, staging / "final_notebook.ipynb")
+        html_report(staging / "final_notebook.ipynb", staging / "report.html",
+                    title=f"pneumo run: {output_dir}")
         names = sorted(p.name for p in staging.iterdir() if p.is_file()
                        and not p.name.startswith(".") and p.name != "pneumo-run.json")
         run.publish(staging, names)
