@@ -5,7 +5,9 @@ as it is used (``TrainedModel.model``: the crop to the lung fields when the
 recipe has one, the test-time views and the mean of the seeds' networks) and
 adds one entry, ``pneumo.json``: the input size and preprocessing, the class
 names, the operating points chosen on validation and the recall they were
-chosen for, the recipe, the data counts, the validation and test figures, and
+chosen for, the recipe, the data counts, the validation and test figures, the
+validation stress table (one row per view), the reference of the training
+images that ``pneumo predict`` checks new images against (``use.ood``) and
 the package version.
 
 ``load`` checks the archive before Keras sees it: every entry's claimed size
@@ -81,11 +83,16 @@ class SavedModel:
         return preprocess_of(self.model)
 
 
-def model_info(trained, data, doc: dict | None = None) -> dict:
+def model_info(trained, data, doc: dict | None = None, reference: dict | None = None) -> dict:
     """The metadata ``save`` stores for a ``TrainedModel``: what the model
     takes and how its scores are read, and, from a run's ``metrics.json``
-    document ``doc``, the data counts and the validation, counter-framed and
-    test figures."""
+    document ``doc``, the data counts, the validation, counter-framed and
+    test figures and the validation stress table (``stress``: per view, ROC
+    AUC, recall and specificity at the threshold); ``reference``: what
+    ``ood.reference(trained, data)`` returns (the training images' features
+    and figures, the thresholds of the out-of-distribution checks, the
+    validation scores' histogram), without which ``pneumo predict`` skips the
+    feature checks and the shift summary."""
     from .. import __version__
 
     doc = doc or {}
@@ -97,7 +104,10 @@ def model_info(trained, data, doc: dict | None = None) -> dict:
         return {k: b[k] for k in ("roc_auc", "recall", "specificity", "threshold", "ci95")
                 if k in b}
 
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
+    stress = doc.get("stress") or {}
+    if hasattr(stress, "to_dict"):  # a stress table, not yet its metrics.json form
+        stress = stress.to_dict(orient="index")
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
             "task": data.task.name, "class_names": list(data.task.class_names),
             "image_size": image_size, "input_size": recipe.decode_size(image_size),
             "preprocessing": PREPROCESSING, "recipe": recipe.name, "lungs": recipe.lungs,
@@ -106,7 +116,13 @@ def model_info(trained, data, doc: dict | None = None) -> dict:
             "thresholds": dict(trained.thresholds),
             "target_recall": trained.target_recall,
             "data": doc.get("data", data.counts()), "validation": figures("validation"),
-            "counter_framed": figures("counter_framed"), "test": figures("test")}
+            "counter_framed": figures("counter_framed"), "test": figures("test"),
+            "stress": {str(view): {k: float(row[k]) for k in ("auc", "recall", "specificity")
+                                   if k in row and _number(row[k])}
+                       for view, row in stress.items()}}
+    if reference is not None:
+        info["reference"] = json.loads(json.dumps(reference))  # plain JSON, checked below
+    return info
 
 
 def save(model, path, info: dict) -> Path:
@@ -246,6 +262,19 @@ def _check_info(info, path) -> None:
     if info["target_recall"] is not None and not (_number(info["target_recall"])
                                                   and 0 <= info["target_recall"] <= 1):
         bad("target_recall", "a number from 0 to 1")
+    if "reference" in info:
+        from .ood import check_reference
+
+        try:
+            check_reference(info["reference"])
+        except ValueError as err:
+            raise ModelFileError(f"{path}: its {ENTRY} has an unreadable reference of the "
+                                 f"training images ({_first_line(err)})") from None
+    stress = info.get("stress")
+    if stress is not None and not (isinstance(stress, dict) and all(
+            isinstance(row, dict) and all(_number(v) for v in row.values())
+            for row in stress.values())):
+        bad("stress", "a table of views and their figures")
     frames = info.get("tta_frames")
     if frames is not None and not (isinstance(frames, list) and all(
             isinstance(f, list) and len(f) == 3 and all(map(_number, f)) for f in frames)):
@@ -368,6 +397,7 @@ def load(path) -> SavedModel:
     scores as it did."""
     import keras
 
+    from ..lungs import crop  # noqa: F401  (registers the lung crop's layers)
     from ..modeling import augment, layers, models  # noqa: F401  (registers pneumo's layers)
 
     path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)

@@ -10,9 +10,18 @@ views stacked into the batch, and every seed's network. A file that fails at
 any step is one error row with a one-line reason; the others are still scored.
 Nothing is written beside the images.
 
+Every image that decodes is checked before its score is trusted
+(``use.ood``): colour, texture, contrast and saturation, the lung-field
+model's lung fields, and, when the model file carries a reference of its
+training images, the distance of its network features from theirs (and of
+the image turned upside down or inverted). An image that fails is
+``out_of_distribution``: its score is kept, for the record, but it gets no
+decision (nor ``score_at_0.5``, nor a site-prevalence score).
+
 Each row also carries the spread of the seeds' scores (``uncertainty``), the
-threshold and the model file, and, for DICOM, the patient, study, view and
-modality.
+feature distance (with a reference), the threshold and the model file, and,
+for DICOM, the patient, study, view and modality (lateral views and other
+modalities are ``out_of_distribution``, not decoded).
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ DICOM_COLUMNS = ("PatientID", "StudyInstanceUID", "ViewPosition", "Modality")
 LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "XTABLE"}
 RADIOGRAPHY = {"", "CR", "DX", "DR", "RG", "RF", "PX"}  # modalities of projection radiographs
 DIGITS = 3  # significant digits of the scores in the CSV
+#: the figures of each image kept (in ``_figures``) for the shift summary (``use.site``)
+FIGURES = ("lung_box_area", "mean_intensity", "contrast", "roughness", "saturated", "lung_share")
 
 
 @dataclass(frozen=True)
@@ -124,12 +135,20 @@ def _refusal(header) -> str | None:
 def score_images(saved, paths, batch_size: int = 32, progress: bool = False,
                  rescale: bool = False) -> list[dict]:
     """One row per image of ``paths`` (see :func:`find_images`): ``path``,
-    ``status`` (``scored`` or ``error``), ``reason``, ``pneumonia_score``,
-    ``decision`` at the model's threshold, the class probabilities for a
+    ``status`` (``scored``, ``out_of_distribution`` or ``error``), ``reason``
+    (why it is not scored), ``pneumonia_score``, ``decision`` at the model's
+    threshold (scored images only), the class probabilities for a
     three-class model, ``uncertainty`` (the spread, max - min, of the seeds'
-    scores), ``threshold``, ``model`` and, for DICOM, :data:`DICOM_COLUMNS`.
+    scores), ``feature_distance`` (when the model file carries a reference),
+    ``threshold``, ``model`` and, for DICOM, :data:`DICOM_COLUMNS`.
     With ``rescale``, ``score_at_0.5``: the score mapped piecewise linearly
-    so that the threshold sits at 0.5 (torchxrayvision's convention)."""
+    so that the threshold sits at 0.5 (torchxrayvision's convention).
+
+    ``error``: the file could not be read, or the reader's own limits refuse
+    it (too large, too small, without contrast); ``out_of_distribution``: it
+    reads, but is not what the model reads (a lateral view, another
+    modality, or it fails the checks of ``use.ood``); its score, when it
+    has one, is kept but gets no decision."""
     from numbers import Integral
 
     from ..parameters import Interval, check
@@ -158,8 +177,9 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False,
             row.update({k: header.dicom.get(k, "") for k in DICOM_COLUMNS})
             refusal = _refusal(header)
             if refusal:
-                row["reason"] = f"refused: {refusal}"
+                row.update(status="out_of_distribution", reason=f"refused: {refusal}")
                 continue
+        row["_colour"] = header.channels >= 3 and not header.dicom
         todo.append(len(rows) - 1)
     bar = _bar(progress, len(files), "scoring")
     bar.update(len(files) - len(todo))
@@ -178,35 +198,47 @@ def _bar(progress: bool, total: int, desc: str):
 
 
 def _stream(saved, rows, todo, batch_size, bar, rescale) -> None:
-    """Decode the files of ``todo`` in parallel and score them in batches."""
-    import tensorflow as tf
+    """Decode the files of ``todo`` in parallel, score and check them in batches."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    from ..data.images import decode, load_image, tf_path
+    from ..data.images import load_image, tf_path
     from ..metrics import pneumonia_score
+    from .ood import colourfulness, distances, refusals
 
     if not todo:
         return
     size = saved.image_size
+    reference = saved.info.get("reference")
+    measurer = _measurer(saved)
+    parts = ("scores", "lungs", "variants") if reference is not None else ("scores", "lungs")
     names = [tf_path(rows[i]["_found"].path) for i in todo]
-    ds = tf.data.Dataset.from_tensor_slices((names, np.arange(len(todo))))
-    ds = ds.map(lambda p, k: (decode(p, size), k), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
-    ds = ds.apply(tf.data.experimental.ignore_errors(log_warning=False))
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    model = scoring_model(saved)
-    score = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # colour: JPEG and PNG files in RGB
+        colours = list(pool.map(lambda i: colourfulness(rows[i]["_found"].path)
+                                if rows[i].pop("_colour", False) else 0.0, todo))
     seen = set()
-    for x, k in ds:
-        per_network = score(x).numpy()  # (n, networks, outputs)
-        contrast = (tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3))).numpy()
-        for j, kk in enumerate(k.numpy()):
+    for image, check, k in measurer.decoded(names).batch(batch_size).prefetch(2):
+        m = measurer(image, check, parts)
+        k, pixels = k.numpy(), image.numpy()
+        contrast = pixels.max(axis=(1, 2, 3)) - pixels.min(axis=(1, 2, 3))
+        why = refusals(m, reference, [colours[int(kk)] for kk in k])
+        d = distances(m["features"], reference) if reference is not None and "features" in m \
+            else None
+        for j, kk in enumerate(k):
             seen.add(int(kk))
             row = rows[todo[int(kk)]]
-            if contrast[j] < MIN_CONTRAST:
+            if contrast[j] < MIN_CONTRAST:  # the reader's own limit: an error, not a check
                 row["reason"] = ("an image without contrast (every pixel about "
-                                 f"{float(x[j].numpy().mean()) * 255:.0f}/255), not a chest X-ray")
+                                 f"{float(pixels[j].mean()) * 255:.0f}/255), not a chest X-ray")
                 continue
-            _fill(row, per_network[j], saved, pneumonia_score, rescale)
+            row["_figures"] = {name: float(m[name][j]) for name in FIGURES if name in m}
+            if d is not None:
+                row["_figures"]["distance"] = float(d[j])
+                row["feature_distance"] = _significant(float(d[j]))
+            _fill(row, m["per_network"][j], saved, pneumonia_score, rescale)
+            if why[j]:  # the score kept for the record; nothing decided from it
+                row.update(status="out_of_distribution", decision="",
+                           reason="not like the training X-rays: " + "; ".join(why[j]))
+                row.pop("score_at_0.5", None)
         bar.update(len(k))
     for kk in range(len(todo)):  # a file the stream could not decode: its reason, alone
         if kk not in seen:
@@ -219,6 +251,15 @@ def _stream(saved, rows, todo, batch_size, bar, rescale) -> None:
             except Exception as err:  # noqa: BLE001  (one file never stops the run)
                 row["reason"] = f"could not be decoded ({type(err).__name__})"
             bar.update(1)
+
+
+def _measurer(saved):
+    """The :class:`ood.Measurer` of a loaded model (built once per model)."""
+    from .ood import Measurer
+
+    if "_measurer" not in saved.__dict__:
+        saved.__dict__["_measurer"] = Measurer(saved.model)
+    return saved.__dict__["_measurer"]
 
 
 def _fill(row, per_network, saved, pneumonia_score, rescale) -> None:
@@ -254,7 +295,8 @@ def write_csv(rows: list[dict], path, class_names=()) -> Path:
     columns = ["path", "status", "reason", "pneumonia_score", "decision", "uncertainty"]
     if len(class_names) > 2:
         columns += [f"p_{n}" for n in class_names]
-    extra = [c for c in ("score_at_0.5", "pneumonia_score_at_site_prevalence", "heatmap")
+    extra = [c for c in ("feature_distance", "score_at_0.5",
+                         "pneumonia_score_at_site_prevalence", "heatmap")
              if any(c in r for r in rows)]
     dicom = [c for c in DICOM_COLUMNS if any(r.get(c) for r in rows)]
     columns += extra + dicom + ["threshold", "model"]
