@@ -76,3 +76,16 @@ def keras_home_with_shared_weights(tmp_path, monkeypatch) -> Path:
         shutil.copyfile(f, home / "models" / f.name)
     monkeypatch.setenv("KERAS_HOME", str(home))
     return home
+
+
+def rewrite_metadata(path, info: dict) -> None:
+    """Replace pneumo.json inside the .keras archive ``path`` with ``info``."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist() if n != "pneumo.json"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+        z.writestr("pneumo.json", json.dumps(info))

@@ -14,6 +14,8 @@ from pneumo_helpers.data import prepare_data
 from pneumo_helpers.modeling import recipes
 from pneumo_helpers.use import modelfile
 
+from .conftest import rewrite_metadata
+
 
 @pytest.fixture(scope="module")
 def small_model(data_dir, tmp_path_factory):
@@ -312,7 +314,7 @@ def test_model_files_that_are_refused(small_model, tmp_path, capsys):
     shutil.copyfile(path, newer)
     info = json.loads(zipfile.ZipFile(newer).read("pneumo.json"))
     info["format_version"] = modelfile.FORMAT_VERSION + 1
-    rewrite(newer, info)
+    rewrite_metadata(newer, info)
     with pytest.raises(modelfile.ModelFileError, match="model file format 3"):
         modelfile.load(newer)
 
@@ -330,16 +332,6 @@ def test_model_files_that_are_refused(small_model, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "junk.keras"), str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a .keras model file" in err and err.count("\n") == 1
-
-
-def rewrite(path, info):
-    """Replace pneumo.json inside a .keras archive."""
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist() if n != "pneumo.json"}
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in entries.items():
-            z.writestr(n, b)
-        z.writestr("pneumo.json", json.dumps(info))
 
 
 def test_predict_help_explains_every_option(capsys):

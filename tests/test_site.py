@@ -22,6 +22,8 @@ from pneumo_helpers.cli import main, site_prevalence
 from pneumo_helpers.use import modelfile, ood, site
 from pneumo_helpers.use.scoring import score_images
 
+from .conftest import rewrite_metadata
+
 SIZE = 32
 
 
@@ -129,18 +131,9 @@ def test_the_reference_is_small_json_and_travels_in_the_model_file(model, tmp_pa
     shutil.copyfile(model.path, bad)
     broken = json.loads(zipfile.ZipFile(bad).read("pneumo.json"))
     broken["reference"]["features"]["whitening"] = "AAAA"
-    rewrite(bad, broken)
+    rewrite_metadata(bad, broken)
     with pytest.raises(modelfile.ModelFileError, match="unreadable reference"):
         modelfile.load(bad)
-
-
-def rewrite(path, info):
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist() if n != "pneumo.json"}
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in entries.items():
-            z.writestr(n, b)
-        z.writestr("pneumo.json", json.dumps(info))
 
 
 # ------------------------------------------------------------ the checks

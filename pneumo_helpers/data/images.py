@@ -107,21 +107,29 @@ def _one_line(path, what: str = "unreadable image", fmt: str = "image"):
         yield
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found") from None
-    except PermissionError:
-        raise DataError(f"cannot read {path} (permission denied)") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: a folder, not an image file") from None
     except MemoryError:
         raise DataError(f"{path}: too large to decode in the memory left") from None
     except Exception as err:  # noqa: BLE001  PIL, pydicom, numpy, zlib... raise many kinds
+        known = _file_error(path, err)
+        if known is not None:
+            raise known from None
         if type(err).__module__.startswith("tensorflow"):
             reason = tf_reason(err)
             if reason.startswith(f"{path}: "):  # one of decode's own checks
                 raise DataError(reason) from None
             raise DataError(f"{path}: TensorFlow cannot decode this {fmt} ({reason})") from None
         raise DataError(f"{path}: {what} ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def _file_error(path, err: Exception) -> DataError | None:
+    """The one line for a file that is not there, not readable or a folder."""
+    if isinstance(err, FileNotFoundError):
+        return DataError(f"{path}: not found")
+    if isinstance(err, PermissionError):
+        return DataError(f"cannot read {path} (permission denied)")
+    if isinstance(err, IsADirectoryError):
+        return DataError(f"{path}: a folder, not an image file")
+    return None
 
 
 def _check_pixels(path, width: int, height: int, frames: int = 1, min_side: int = 0) -> None:
@@ -143,11 +151,10 @@ def _check_file(path) -> None:
             raise DataError(f"{path}: empty file (0 bytes), {EXPECTED}")
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found") from None
-    except PermissionError:
-        raise DataError(f"cannot read {path} (permission denied)") from None
     except Exception as err:  # noqa: BLE001  gfile's NotFoundError and the like
+        known = _file_error(path, err)
+        if known is not None:
+            raise known from None
         if "not found" in str(err).lower() or "no such file" in str(err).lower():
             raise DataError(f"{path}: not found") from None
         raise DataError(f"cannot read {path} ({_first_line(err)})") from None

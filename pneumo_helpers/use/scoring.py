@@ -323,7 +323,7 @@ def is_heatmap(path) -> bool:
         return False
 
 
-def _cams(saved, images: np.ndarray) -> np.ndarray:
+def heat_maps(saved, images: np.ndarray) -> np.ndarray:
     """Grad-CAM maps on the decoded images (the crop's map put back in its box)."""
     import tensorflow as tf
 
@@ -412,7 +412,7 @@ def write_heatmaps(saved, rows: list[dict], folder, batch_size: int = 32,
             part = scored[i:i + batch_size]
             images = np.stack([decode(tf.constant(tf_path(r["_found"].path)),
                                       saved.image_size).numpy() for r in part])
-            cams = _cams(saved, images)
+            cams = heat_maps(saved, images)
             written += list(pool.map(save, part, images, cams))
             bar.update(len(part))
     bar.close()

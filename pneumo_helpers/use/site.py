@@ -439,13 +439,13 @@ def _heat_maps(saved, picked: list[dict]) -> list[str]:
     import tensorflow as tf
 
     from ..data.images import decode, tf_path
-    from .scoring import _cams, render_heatmap
+    from .scoring import heat_maps, render_heatmap
 
     if not picked:
         return []
     images = np.stack([decode(tf.constant(tf_path(r["_found"].path)), saved.image_size).numpy()
                        for r in picked])
-    cams = _cams(saved, images)
+    cams = heat_maps(saved, images)
     out = []
     for r, image, cam in zip(picked, images, cams):
         title = (f"{r['_found'].name}\nscore {r['pneumonia_score']}: {r['decision']} "
