@@ -43,14 +43,15 @@ def write_image(path: Path, size=(40, 30), mode="L", fmt="JPEG", seed=0):
 def tiny_data(tmp_path) -> Path:
     """A valid Kaggle-layout folder: 3 splits x 2 classes, small mixed images."""
     root = tmp_path / "chest_xray"
-    for split in ("train", "val", "test"):
-        for cls in ("NORMAL", "PNEUMONIA"):
+    for k, split in enumerate(("train", "val", "test")):
+        for c, cls in enumerate(("NORMAL", "PNEUMONIA")):
             folder = root / split / cls
             folder.mkdir(parents=True)
             for i in range(3):
                 name = (f"IM-{i:04d}-0001.jpeg" if cls == "NORMAL"
                         else f"person{i}_{'bacteria' if i % 2 else 'virus'}_{i}.jpeg")
-                write_image(folder / name, size=(40 + 10 * i, 30), mode="L" if i else "RGB", seed=i)
+                write_image(folder / name, size=(40 + 10 * i, 30), mode="L" if i else "RGB",
+                            seed=i + 10 * k + 100 * c)  # no two files alike
     return root
 
 

@@ -295,13 +295,36 @@ def test_names_without_a_patient_are_reported(tiny_data, capsys):
 
 def test_split_without_a_class_in_validation_is_an_error(tiny_data):
     from pneumo_helpers.data import prepare_data
-    # one normal patient in train/: validation would get no normal image
+    # one normal patient in train/: training keeps 1 normal image, validation none
     folder = tiny_data / "train" / "NORMAL"
     for p in sorted(folder.iterdir())[1:]:
         p.unlink()
-    with pytest.raises(DataError, match="leaves no normal images in validation") as err:
+    with pytest.raises(DataError, match="too few images in train: 1 normal.*lower val_fraction") as err:
         prepare_data(tiny_data)
     one_line(err)
+
+
+def test_too_few_validation_images_name_the_parameters(data_dir):
+    from pneumo_helpers.data import prepare_data
+    with pytest.raises(DataError, match=r"too few images in validation: \d normal.*"
+                       r"val_fraction 0.001.*raise val_fraction or raise max_train_images") as err:
+        prepare_data(data_dir, val_fraction=0.001, max_train_images=40)
+    assert "max_train_images 40" in str(err.value)
+    one_line(err)
+
+
+def test_byte_identical_images_are_reported(tiny_data):
+    import shutil
+    # a copy inside train (kept, noted) and a copy of a train image in test (a leak)
+    src = tiny_data / "train" / "PNEUMONIA" / "person1_bacteria_1.jpeg"
+    shutil.copyfile(src, tiny_data / "train" / "PNEUMONIA" / "person1_bacteria_9.jpeg")
+    shutil.copyfile(src, tiny_data / "test" / "PNEUMONIA" / "person7_bacteria_7.jpeg")
+    with pytest.warns(UserWarning) as caught:
+        table = load_image_table(tiny_data)
+    notes = table.attrs["notes"]
+    assert any(n.startswith("2 images are byte-identical copies of another (1 group") for n in notes)
+    assert any("cross" in n and "leak" in n and "person7_bacteria_7" in n for n in notes)
+    assert {str(w.message) for w in caught} >= set(notes)
 
 
 @pytest.mark.parametrize("spelling", ["{d}/train/out", "{d}/train/../out/", "{d}//x/", "link"])

@@ -139,6 +139,9 @@ class SplitData:
         return counts.loc[order, list(self.task.class_names)]
 
 
+MIN_IMAGES_PER_CLASS = 5  # normal and pneumonia, in training and validation: fewer choose no threshold
+
+
 def prepare_data(data_dir, task: str | Task = "binary", image_size: int = 128,
                  batch_size: int = 32, seed: int = 42, max_train_images: int = 0,
                  val_fraction: float = 0.15, progress: bool = False) -> SplitData:
@@ -159,10 +162,19 @@ def prepare_data(data_dir, task: str | Task = "binary", image_size: int = 128,
         table = pd.concat(parts).sort_index()
     table = task.prepare_table(table)
     for subset in ("train", "validation"):
-        labels = set(table.loc[table["subset"] == subset, task.label_column])
-        missing = [name for i, name in enumerate(task.class_names) if i not in labels]
-        if missing:
-            raise DataError(f"the patient split leaves no {' or '.join(missing)} images in "
-                            f"{subset} (data_dir {data_dir}, val_fraction {val_fraction}); "
-                            "each class needs images from at least two patients in train/")
+        part = table[table["subset"] == subset]
+        binary, counts = part["label"].value_counts(), part[task.label_column].value_counts()
+        few = {name: int(binary.get(i, 0)) for i, name in enumerate(("normal", "pneumonia"))
+               if binary.get(i, 0) < MIN_IMAGES_PER_CLASS}
+        few.update({name: 0 for i, name in enumerate(task.class_names) if i not in counts})
+        if few:
+            which = ", ".join(f"{n} {name}" for name, n in few.items())
+            sample = f", max_train_images {max_train_images}" if max_train_images else ""
+            raise DataError(
+                f"the patient split leaves too few images in {subset}: {which} (at least "
+                f"{MIN_IMAGES_PER_CLASS} normal and pneumonia images, and one of each class; data_dir {data_dir}, val_fraction "
+                f"{val_fraction}{sample}): "
+                + ("raise val_fraction" if subset == "validation" else "lower val_fraction")
+                + (" or raise max_train_images" if max_train_images else "")
+                + ", or give train/ more patients of each class")
     return SplitData(table, task, image_size, batch_size, seed)

@@ -169,6 +169,48 @@ def scan(root: Path, splits=SPLITS) -> tuple[list[dict], list[str]]:
     return rows, notes
 
 
+def duplicate_groups(paths) -> list[list[str]]:
+    """Groups of byte-identical files among ``paths`` (local files: sizes
+    first, then a hash of the files that share a size)."""
+    import hashlib
+    import os
+    from collections import defaultdict
+
+    by_size = defaultdict(list)
+    for p in paths:
+        by_size[os.stat(p).st_size].append(p)
+    by_hash = defaultdict(list)
+    for same in by_size.values():
+        if len(same) > 1:
+            for p in same:
+                with open(p, "rb") as f:
+                    by_hash[hashlib.blake2b(f.read(), digest_size=16).digest()].append(p)
+    return sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
+
+
+def duplicate_notes(table: pd.DataFrame) -> list[str]:
+    """A note on the byte-identical images of ``table``, and a louder one on
+    copies that cross splits or patients (the same image on both sides of a
+    split is a leak)."""
+    groups = duplicate_groups(list(table["path"]))
+    if not groups:
+        return []
+    at = table.set_index("path")
+    crossing = [g for g in groups
+                if at.loc[g, "split"].nunique() > 1 or at.loc[g, "patient"].nunique() > 1]
+    copies = sum(len(g) - 1 for g in groups)
+    notes = [f"{copies} image{'s are' if copies != 1 else ' is a'} byte-identical "
+             f"cop{'ies' if copies != 1 else 'y'} of another ({len(groups)} group"
+             f"{'s' if len(groups) != 1 else ''}, e.g. {groups[0][0]} = {groups[0][1]}); "
+             "they are kept (and count once per copy in training and evaluation)"]
+    if crossing:
+        g = crossing[0]
+        notes.append(f"{len(crossing)} group{'s' if len(crossing) != 1 else ''} of identical "
+                     f"images cross{'es' if len(crossing) == 1 else ''} splits or patients, "
+                     f"e.g. {g[0]} = {g[1]}: the same image on both sides of a split is a leak")
+    return notes
+
+
 def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
                      check_images: bool = True, progress: bool = False) -> pd.DataFrame:
     """Scan ``data_dir`` and return one row per image.
@@ -196,6 +238,8 @@ def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
         headers = [check_image(p) for p in paths]
         table[["width", "height", "channels"]] = pd.DataFrame(
             [(h.width, h.height, h.channels) for h in headers], index=table.index)
+        if not isinstance(root, GfilePath):
+            notes += duplicate_notes(table)
     table.attrs["notes"] = notes
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)
