@@ -43,8 +43,8 @@ def rows_of(recipe, auc, specs, geo, sm, saliency):
 
 def test_choose_gates_on_auc_spread_and_saliency_then_takes_the_lower_shift_figure():
     table = pd.DataFrame(
-        # the best shift figures, but its AUC is 0.01 below the best: not eligible
-        rows_of("weak", 0.985, [0.9, 0.9], 0.95, 0.95, 0.9)
+        # the best shift figures, but its AUC is 0.03 below the best: not eligible
+        rows_of("weak", 0.965, [0.9, 0.9], 0.95, 0.95, 0.9)
         # eligible, but its specificity wanders 0.08 over seeds
         + rows_of("wandering", 0.995, [0.86, 0.94], 0.9, 0.9, 0.9)
         # eligible, high geometric view but a poor scale-matched subset: shift 0.5

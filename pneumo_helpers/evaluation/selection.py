@@ -164,9 +164,10 @@ def compare(names, data, seeds, evaluator=None, epochs: int = 15, target_recall:
 
 SALIENCY_FLOOR = 0.6  # share of Grad-CAM inside the lungs, on both classes
 MAX_SPEC_SPREAD = 0.05  # validation specificity range over seeds
+AUC_MARGIN = 0.02  # validation ROC AUC below the best that a recipe may give up
 
 
-def rule_table(table: pd.DataFrame, auc_margin: float = 0.005) -> pd.DataFrame:
+def rule_table(table: pd.DataFrame, auc_margin: float = AUC_MARGIN) -> pd.DataFrame:
     """The figures :func:`choose` reads, one row per recipe (its mean-of-seeds
     row, and the spread of its single seeds): validation ROC AUC, the worst
     geometric stress view's specificity, the scale-matched subset's
@@ -188,7 +189,7 @@ def rule_table(table: pd.DataFrame, auc_margin: float = 0.005) -> pd.DataFrame:
     return out
 
 
-def choose(table: pd.DataFrame, auc_margin: float = 0.005) -> str:
+def choose(table: pd.DataFrame, auc_margin: float = AUC_MARGIN) -> str:
     """The recipe kept, on validation instruments only (chapter 08).
 
     Among recipes whose mean-of-seeds model keeps the validation ROC AUC
@@ -202,7 +203,10 @@ def choose(table: pd.DataFrame, auc_margin: float = 0.005) -> str:
     Why: measured blind, the geometric stress views were the validation
     figures that tracked the official test split, and the scale-matched
     subset asks the same question of real children (healthy ones whose lungs
-    fill the frame); taking the lower of the two keeps a recipe that holds
+    fill the frame); validation ROC AUC (0.98 and above for every recipe
+    tried) did not track it (blind it stayed at 0.973 for three rounds
+    whatever validation said), so a recipe may give up ``auc_margin`` of it;
+    taking the lower of the two keeps a recipe that holds
     under both. The saliency share is a gate, not a score: it says whether
     the lungs decide, not how well. The counter-framed subset and the
     counter-exposed view, which read near perfect for recipes that failed

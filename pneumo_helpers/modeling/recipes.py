@@ -66,6 +66,13 @@ class Recipe:
         from ..lungs.crop import crop_model
         return crop_model(self.decode_size(image_size), image_size, self.lungs)
 
+    def as_seen(self, images, image_size: int):
+        """``images`` decoded at :meth:`decode_size` as the networks see them
+        (cropped to the lung fields when the recipe crops; Grad-CAM and the
+        figures draw on these)."""
+        crop = self.preprocess(image_size)
+        return images if crop is None else crop.predict(images, verbose=0)
+
     def prepared(self, data, subset: str, shuffle_seed: int | None = None):
         """``(image, label)`` batches of ``subset`` as the network sees them."""
         return data.dataset(subset, self.decode_size(data),
@@ -224,7 +231,7 @@ RECIPES = {r.name: r for r in [
            learning_rate=1e-3, schedule=False, patience=3, views=(),
            finetune=dict(epochs=6, unfreeze_layers=12, learning_rate=1e-4)),
 ]}
-DEFAULT_RECIPE = "equalized_tta_out"  # chosen in chapter 07 on validation instruments
+DEFAULT_RECIPE = "lung_crop"  # chosen in chapter 08 on validation instruments
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
