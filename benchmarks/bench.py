@@ -144,9 +144,13 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
     pneumo = Path(sys.executable).with_name("pneumo")
     csv = out / "predictions_624.csv"
     csv.unlink(missing_ok=True)
-    wall = timed(lambda: subprocess.run([str(pneumo), "predict", str(model_path), str(official),
-                                         "--out", str(csv), "--no-progress"], check=True,
-                                        capture_output=True))
+    def command():  # exit status 1: some image was not scored (refused or unreadable)
+        done = subprocess.run([str(pneumo), "predict", str(model_path), str(official), "--out",
+                               str(csv), "--no-progress"], capture_output=True, text=True)
+        if done.returncode not in (0, 1) or not csv.is_file():
+            raise RuntimeError(f"pneumo predict failed: {done.stderr.strip()[-500:]}")
+
+    wall = timed(command)
     help_wall = timed(lambda: subprocess.run([str(pneumo), "--help"], check=True,
                                              capture_output=True), 3)
     result = {"model": str(model_path), "recipe": saved.info.get("recipe"),

@@ -128,7 +128,7 @@ def test_tiny_two_phase_transfer_run(keras_home_with_shared_weights, offline, ti
     from pneumo_helpers.evaluation.instruments import Evaluator
     validation = Evaluator(data, "validation")
     instruments = validation.evaluate(result)
-    assert list(instruments["stress"].index) == list(validation.views)
+    assert list(instruments["stress"].index) == [*validation.views, "markers"]
     test = Evaluator(data, "test").test(result, n_boot=20)
     assert set(test["metrics"]["binary"]) >= {"roc_auc", "recall", "specificity", "ci95"}
 

@@ -87,7 +87,11 @@ def _forward(model: keras.Model, x, layer: str):
                 inner = keras.Model(op.inputs, [op.get_layer(layer).output, op.outputs[0]])
                 features, x = inner(x, training=False)
                 continue
-            x = op(x, training=False)
+            inputs = op.input if isinstance(op.input, (list, tuple)) else None
+            if inputs and len(inputs) > 1 and all(t is inputs[0] for t in inputs):
+                x = op([x] * len(inputs), training=False)  # e.g. grey to RGB: [x, x, x]
+            else:
+                x = op(x, training=False)
         except (TypeError, ValueError) as err:
             raise ValueError(f"Grad-CAM needs a model whose layers form a chain; "
                              f"{model.name} failed at layer {op.name}: {err}") from None
