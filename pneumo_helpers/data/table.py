@@ -188,7 +188,7 @@ def duplicate_groups(paths) -> list[list[str]]:
     return sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
 
 
-def duplicate_notes(table: pd.DataFrame) -> list[str]:
+def duplicate_notes(table: pd.DataFrame, root=None) -> list[str]:
     """A note on the byte-identical images of ``table``, and a louder one on
     copies that cross splits or patients (the same image on both sides of a
     split is a leak)."""
@@ -199,15 +199,19 @@ def duplicate_notes(table: pd.DataFrame) -> list[str]:
     crossing = [g for g in groups
                 if at.loc[g, "split"].nunique() > 1 or at.loc[g, "patient"].nunique() > 1]
     copies = sum(len(g) - 1 for g in groups)
+
+    def name(path: str) -> str:  # below the data folder, as the user knows it
+        return str(Path(path).relative_to(root)) if root is not None else path
+
     notes = [f"{copies} image{'s are' if copies != 1 else ' is a'} byte-identical "
              f"cop{'ies' if copies != 1 else 'y'} of another ({len(groups)} group"
-             f"{'s' if len(groups) != 1 else ''}, e.g. {groups[0][0]} = {groups[0][1]}); "
+             f"{'s' if len(groups) != 1 else ''}, e.g. {name(groups[0][0])} = {name(groups[0][1])}); "
              "they are kept (and count once per copy in training and evaluation)"]
     if crossing:
         g = crossing[0]
         notes.append(f"{len(crossing)} group{'s' if len(crossing) != 1 else ''} of identical "
                      f"images cross{'es' if len(crossing) == 1 else ''} splits or patients, "
-                     f"e.g. {g[0]} = {g[1]}: the same image on both sides of a split is a leak")
+                     f"e.g. {name(g[0])} = {name(g[1])}: the same image on both sides of a split is a leak")
     return notes
 
 
@@ -239,7 +243,7 @@ def load_image_table(data_dir: str | Path, splits: tuple[str, ...] = SPLITS,
         table[["width", "height", "channels"]] = pd.DataFrame(
             [(h.width, h.height, h.channels) for h in headers], index=table.index)
         if not isinstance(root, GfilePath):
-            notes += duplicate_notes(table)
+            notes += duplicate_notes(table, root)
     table.attrs["notes"] = notes
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)
