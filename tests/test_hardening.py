@@ -641,22 +641,23 @@ def stored(members: dict):
     return [(n, b, 0, zlib.crc32(b), len(b)) for n, b in members.items()]
 
 
-def with_info(model_file, path, change) -> Path:
+def with_entry(model_file, path, name, change) -> Path:
+    """A copy of ``model_file`` at ``path`` whose JSON entry ``name`` is
+    ``change(parsed)`` (bytes as they are; ``None``: the parsed value, changed in place)."""
     members = entries(model_file)
-    info = json.loads(members["pneumo.json"])
-    changed = change(info)
-    members["pneumo.json"] = changed if isinstance(changed, bytes) else json.dumps(
-        info if changed is None else changed).encode()
+    parsed = json.loads(members[name])
+    changed = change(parsed)
+    members[name] = changed if isinstance(changed, bytes) else json.dumps(
+        parsed if changed is None else changed).encode()
     return write_archive(path, members)
+
+
+def with_info(model_file, path, change) -> Path:
+    return with_entry(model_file, path, "pneumo.json", change)
 
 
 def with_config(model_file, path, change) -> Path:
-    members = entries(model_file)
-    config = json.loads(members["config.json"])
-    changed = change(config)
-    members["config.json"] = changed if isinstance(changed, bytes) else json.dumps(
-        config if changed is None else changed).encode()
-    return write_archive(path, members)
+    return with_entry(model_file, path, "config.json", change)
 
 
 def first_layer(config, class_name=None):
