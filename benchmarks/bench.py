@@ -132,10 +132,15 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
     t_small = timed(lambda: score_images(saved, small))
     t_large = timed(lambda: score_images(saved, large))
     steady = (len(large) - len(small)) / max(t_large - t_small, 1e-9)
-    rows = score_images(saved, files[:200])
+    rows = score_images(saved, files[:300])
     heat = out / "predict_heatmaps"
-    shutil.rmtree(heat, ignore_errors=True)
-    heatmaps = len(rows) / timed(lambda: write_heatmaps(saved, rows, heat))
+
+    def heat_maps(n):  # a fresh process's first call traces the compiled Grad-CAM
+        shutil.rmtree(heat, ignore_errors=True)
+        return timed(lambda: write_heatmaps(saved, rows[:n], heat))
+
+    heatmaps = 200 / heat_maps(200)  # the first call, as a user's command pays it
+    heatmaps_steady = 200 / max(heat_maps(300) - heat_maps(100), 1e-9)
     official = out / "predict_624"
     shutil.rmtree(official, ignore_errors=True)
     official.mkdir()
@@ -159,12 +164,14 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
               "steady_state_images_per_second": round(steady, 1),
               "steady_over_ceiling": round(steady / ceiling, 2),
               "heatmaps_images_per_second": round(heatmaps, 1),
+              "heatmaps_steady_images_per_second": round(heatmaps_steady, 1),
               "folder_624_wall_seconds": round(wall, 2),
               "help_wall_seconds": round(help_wall, 2)}
     print(f"pneumo predict ({result['recipe']}, {result['networks']} networks x "
           f"{result['views']} views): ceiling {ceiling:.0f} img/s, steady state {steady:.0f} "
           f"img/s ({result['steady_over_ceiling']:.2f} of the ceiling), heat maps "
-          f"{heatmaps:.1f} img/s, 624 images in {wall:.1f} s wall, --help {help_wall:.2f} s")
+          f"{heatmaps:.1f} img/s ({heatmaps_steady:.1f} steady), 624 images in {wall:.1f} s "
+          f"wall, --help {help_wall:.2f} s")
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(official, ignore_errors=True)
     return result

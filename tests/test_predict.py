@@ -239,7 +239,7 @@ def test_dicom_input(small_model, data_dir, tmp_path, capsys):
 def test_heatmaps_are_linked_to_their_rows(small_model, images, data_dir, tmp_path):
     from PIL import Image
 
-    from pneumo_helpers.use.scoring import HEATMAP_TAG
+    from pneumo_helpers.use.scoring import BAR_WIDTH, HEATMAP_TAG, TITLE_HEIGHT
 
     path, _, _ = small_model
     # two same.jpeg in two folders and a third file that a naive "_2" suffix would hit
@@ -269,7 +269,7 @@ def test_heatmaps_are_linked_to_their_rows(small_model, images, data_dir, tmp_pa
                  "--heatmaps", str(tmp_path / "wheat"), "--no-progress"]) == 0
     with Image.open(tmp_path / "wheat" / "wide.png.png") as im:
         w, h = im.size
-    assert (w - 70) / (h - 40) == pytest.approx(2.0, rel=0.03)  # colour bar and title aside
+    assert (w - BAR_WIDTH) / (h - TITLE_HEIGHT) == pytest.approx(2.0, rel=0.03)  # bar, title aside
     # an earlier heat map of this command may be replaced; a user's picture may not
     assert main(["predict", str(path), str(wide), "--out", str(tmp_path / "w.csv"),
                  "--heatmaps", str(tmp_path / "wheat"), "--no-progress"]) == 0

@@ -58,47 +58,83 @@ def _peak_normalised(cam: np.ndarray) -> np.ndarray:
 
 def _grad_cam(model: keras.Model, images: np.ndarray, layer: str | None = None,
               pneumonia=True) -> np.ndarray:
-    layer = layer or last_conv_layer(model)
     x = tf.convert_to_tensor(images, tf.float32)
     flags = tf.broadcast_to(tf.constant(pneumonia, tf.bool), (len(images),))
-    with tf.GradientTape() as tape:
-        features, score = _forward(model, x, layer)
-        # softmax over normal / bacteria / virus: pneumonia = 1 - p(normal)
-        score = 1.0 - score[:, 0] if score.shape[-1] > 1 else score[:, 0]
-        score = tf.where(flags, score, 1.0 - score)
-    grads = tape.gradient(score, features)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+    cam = _cam_function(model, layer or last_conv_layer(model))(x, flags)
     return tf.image.resize(cam, images.shape[1:3]).numpy()[..., 0]
 
 
-def _forward(model: keras.Model, x, layer: str):
-    """Run ``model`` layer by layer (its layers must form a chain), keeping
-    ``layer``'s output. (A sub-model from ``model.get_layer(layer).output``
-    does not build when the model holds Keras image-preprocessing layers.)"""
-    features = None
+_CAM_FUNCTIONS: dict = {}  # (id(model), layer) -> (model, compiled function)
+
+
+def _cam_function(model: keras.Model, layer: str):
+    """One compiled Grad-CAM for ``model`` and ``layer`` (traced once per
+    batch shape), so that maps of many batches cost one graph each, not one
+    eager pass of every layer."""
+    key = (id(model), layer)
+    if key in _CAM_FUNCTIONS and _CAM_FUNCTIONS[key][0] is model:
+        return _CAM_FUNCTIONS[key][1]
+    steps = _chain(model, layer)
+
+    @tf.function(reduce_retracing=True)
+    def cam(x, flags):
+        with tf.GradientTape() as tape:
+            features, score = _run(steps, x)
+            # softmax over normal / bacteria / virus: pneumonia = 1 - p(normal)
+            score = 1.0 - score[:, 0] if score.shape[-1] > 1 else score[:, 0]
+            score = tf.where(flags, score, 1.0 - score)
+        grads = tape.gradient(score, features)
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+
+    if len(_CAM_FUNCTIONS) > 32:
+        _CAM_FUNCTIONS.clear()
+    _CAM_FUNCTIONS[key] = (model, cam)
+    return cam
+
+
+def _chain(model: keras.Model, layer: str) -> list:
+    """``model``'s layers as a chain of steps ``(call, how, keeps)`` for
+    :func:`_run` (its layers must form a chain): ``how`` is ``"one"``,
+    ``"repeat"`` (a layer taking the same input several times, e.g. grey to RGB
+    ``[x, x, x]``) or ``"nested"`` (a backbone holding ``layer``: one sub-model
+    giving that layer's output and its own); ``keeps``: this step's output is
+    ``layer``'s. (A sub-model from ``model.get_layer(layer).output`` does not
+    build when the model holds Keras image-preprocessing layers.)"""
+    steps, found = [], False
     for op in model.layers:
         if isinstance(op, keras.layers.InputLayer):
             continue
+        if isinstance(op, keras.Model) and _holds(op, layer):
+            inner = keras.Model(op.inputs, [op.get_layer(layer).output, op.outputs[0]])
+            steps.append((inner, "nested", True))
+            found = True
+            continue
+        inputs = op.input if isinstance(op.input, (list, tuple)) else None
+        repeat = bool(inputs) and len(inputs) > 1 and all(t is inputs[0] for t in inputs)
+        steps.append((op, ("repeat", len(inputs)) if repeat else "one", op.name == layer))
+        found = found or op.name == layer
+    if not found:
+        raise ValueError(f"{model.name} has no layer named {layer}")
+    return steps
+
+
+def _run(steps, x):
+    features = None
+    for op, how, keeps in steps:
         try:
-            if isinstance(op, keras.Model) and _holds(op, layer):
-                # a nested backbone (a plain chain of Keras' own): its layer's
-                # output and its own, from one sub-model
-                inner = keras.Model(op.inputs, [op.get_layer(layer).output, op.outputs[0]])
-                features, x = inner(x, training=False)
+            if how == "nested":
+                features, x = op(x, training=False)
                 continue
-            inputs = op.input if isinstance(op.input, (list, tuple)) else None
-            if inputs and len(inputs) > 1 and all(t is inputs[0] for t in inputs):
-                x = op([x] * len(inputs), training=False)  # e.g. grey to RGB: [x, x, x]
+            if isinstance(how, tuple):
+                x = op([x] * how[1], training=False)
             else:
                 x = op(x, training=False)
         except (TypeError, ValueError) as err:
             raise ValueError(f"Grad-CAM needs a model whose layers form a chain; "
-                             f"{model.name} failed at layer {op.name}: {err}") from None
-        if op.name == layer:
+                             f"it failed at layer {op.name}: {err}") from None
+        if keeps:
             features = x
-    if features is None:
-        raise ValueError(f"{model.name} has no layer named {layer}")
     return features, x
 
 

@@ -27,6 +27,7 @@ modalities are ``out_of_distribution``, not decoded).
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,50 +333,80 @@ def heat_maps(saved, images: np.ndarray) -> np.ndarray:
     pre = saved.preprocess
     if pre is None:
         return grad_cam(saved.networks, images)
-    from ..lungs.crop import fields_model
-
-    crops = pre.predict(images, verbose=0)
+    crops, boxes = (t.numpy() for t in _crop_and_box(pre)(tf.constant(images, tf.float32)))
     cams = grad_cam(saved.networks, crops)
-    _, boxes = fields_model(images.shape[1]).predict(images, verbose=0)
-    boxes = np.asarray(boxes)  # (y0, x0, y1, x1), with the crop's margin
     size = images.shape[1]
     out = np.zeros(images.shape[:3], "float32")
-    for k, (y0, x0, y1, x1) in enumerate(boxes):
+    for k, (y0, x0, y1, x1) in enumerate(boxes):  # (y0, x0, y1, x1), with the crop's margin
         r0, c0 = int(round(y0 * size)), int(round(x0 * size))
         r1, c1 = max(r0 + 1, int(round(y1 * size))), max(c0 + 1, int(round(x1 * size)))
-        out[k, r0:r1, c0:c1] = tf.image.resize(cams[k][..., None], (r1 - r0, c1 - c0)).numpy()[
-            ..., 0]
+        out[k, r0:r1, c0:c1] = _resized(cams[k], c1 - c0, r1 - r0)
     return out
+
+
+_CROP_AND_BOX: dict = {}
+
+
+def _crop_and_box(pre):
+    """The model's own crop model, giving its lung box as well (one pass of
+    the segmenter for both), compiled once."""
+    import keras
+    import tensorflow as tf
+
+    if _CROP_AND_BOX.get("pre") is not pre:
+        both = keras.Model(pre.inputs[0], [pre.outputs[0], pre.get_layer("lung_box").output])
+        _CROP_AND_BOX.update(pre=pre, run=tf.function(lambda x: both(x, training=False),
+                                                      reduce_retracing=True))
+    return _CROP_AND_BOX["run"]
+
+
+def _resized(cam: np.ndarray, w: int, h: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.asarray(cam, "float32")).resize(
+        (w, h), Image.BILINEAR))
+
+
+@functools.lru_cache(maxsize=1)
+def _drawing():
+    """The jet colour table (256 x 3, uint8) and the fonts, made once."""
+    from matplotlib import colormaps
+    from PIL import ImageFont
+
+    jet = (colormaps["jet"](np.arange(256))[:, :3] * 255).round().astype("uint8")
+    return jet, ImageFont.load_default(size=12), ImageFont.load_default(size=9)
+
+
+BAR_WIDTH, TITLE_HEIGHT = 84, 40  # pixels beside and above the X-ray in a heat map
+PNG_COMPRESSION = 1  # zlib level of the heat maps: fast; the files stay lossless
 
 
 def render_heatmap(image: np.ndarray, cam: np.ndarray, title: str, size=None):
     """One PNG-ready picture: the X-ray at its own aspect ratio (``size`` =
-    original width, height; at most 640 px a side) with its Grad-CAM overlay,
-    a title strip and a labelled colour bar; drawn with PIL, no pyplot."""
-    from matplotlib import colormaps
-    from PIL import Image, ImageDraw, ImageFont
+    original width, height; at most 640 px a side) with its Grad-CAM overlay
+    (``jet``, 35% opaque), a title strip and a labelled colour bar; drawn
+    with PIL and a colour table, no pyplot."""
+    from PIL import Image, ImageDraw
 
+    jet, font, small = _drawing()
     w, h = size or image.shape[1::-1]
     scale = min(1.0, 640 / max(w, h))
     w, h = max(64, int(w * scale)), max(64, int(h * scale))
-    gray = Image.fromarray(np.uint8(np.clip(image[..., 0], 0, 1) * 255)).resize((w, h))
-    heat = Image.fromarray(np.uint8(np.clip(cam, 0, 1) * 255)).resize((w, h))
-    jet = colormaps["jet"]
-    rgb = np.asarray(gray.convert("RGB"), "float32")
-    overlay = 0.65 * rgb + 0.35 * jet(np.asarray(heat) / 255.0)[..., :3] * 255
-    font = ImageFont.load_default(size=12)
-    bar_w, top = 70, 40
+    gray = np.asarray(Image.fromarray(np.uint8(np.clip(image[..., 0], 0, 1) * 255))
+                      .resize((w, h)), "uint16")
+    heat = np.asarray(Image.fromarray(np.uint8(np.clip(cam, 0, 1) * 255)).resize((w, h)))
+    overlay = (65 * gray[..., None] + 35 * jet[heat].astype("uint16") + 50) // 100
+    bar_w, top = BAR_WIDTH, TITLE_HEIGHT
     canvas = Image.new("RGB", (w + bar_w, h + top), "white")
-    canvas.paste(Image.fromarray(np.uint8(overlay)), (0, top))
+    canvas.paste(Image.fromarray(overlay.astype("uint8")), (0, top))
     draw = ImageDraw.Draw(canvas)
     draw.multiline_text((4, 2), title, fill="black", font=font, spacing=2)
-    ramp = (jet(np.linspace(1, 0, h))[:, :3] * 255).astype("uint8")
+    ramp = jet[np.linspace(255, 0, h).round().astype(int)]
     canvas.paste(Image.fromarray(np.repeat(ramp[:, None], 14, axis=1)), (w + 8, top))
     draw.text((w + 26, top), "1", fill="black", font=font)
     draw.text((w + 26, top + h - 14), "0", fill="black", font=font)
     for i, word in enumerate(("Grad-CAM", "raised the", "pneumonia", "score")):
-        draw.text((w + 24, top + h // 2 - 28 + 14 * i), word, fill="black",
-                  font=ImageFont.load_default(size=9))
+        draw.text((w + 24, top + h // 2 - 28 + 14 * i), word, fill="black", font=small)
     return canvas
 
 
@@ -383,7 +414,13 @@ def write_heatmaps(saved, rows: list[dict], folder, batch_size: int = 32,
                    progress: bool = False) -> list[Path]:
     """One PNG per scored image, ``folder / heatmap_name(found)`` (sub-folders
     as in the inputs), named in the row's ``heatmap`` column: the X-ray at its
-    own aspect ratio, its Grad-CAM overlay, its file name, score and decision."""
+    own aspect ratio, its Grad-CAM overlay, its file name, score and decision.
+    Files are decoded in parallel (tf.data, the one reader), the maps of a
+    batch come from one compiled gradient pass per network, and the pictures
+    are drawn and written by a worker pool while the next batch is computed;
+    the bar counts written files. A file that no longer decodes keeps an
+    empty ``heatmap``."""
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import tensorflow as tf
@@ -394,7 +431,6 @@ def write_heatmaps(saved, rows: list[dict], folder, batch_size: int = 32,
     folder = Path(folder)
     scored = [r for r in rows if r["status"] == "scored"]
     bar = _bar(progress, len(scored), "heat maps")
-    written = []
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", HEATMAP_TAG)
 
@@ -403,18 +439,31 @@ def write_heatmaps(saved, rows: list[dict], folder, batch_size: int = 32,
         out.parent.mkdir(parents=True, exist_ok=True)
         title = (f"{row['_found'].name}\nscore {row['pneumonia_score']}: {row['decision']} "
                  f"(threshold {row['threshold']})")
-        render_heatmap(image, cam, title, row.get("_size")).save(out, pnginfo=info)
+        render_heatmap(image, cam, title, row.get("_size")).save(
+            out, pnginfo=info, compress_level=PNG_COMPRESSION)
         row["heatmap"] = str(out)
         return out
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for i in range(0, len(scored), batch_size):
-            part = scored[i:i + batch_size]
-            images = np.stack([decode(tf.constant(tf_path(r["_found"].path)),
-                                      saved.image_size).numpy() for r in part])
-            cams = heat_maps(saved, images)
-            written += list(pool.map(save, part, images, cams))
-            bar.update(len(part))
+    written, pending = [], deque()
+    if scored:
+        size = saved.image_size
+        names = tf.data.Dataset.from_tensor_slices([tf_path(r["_found"].path) for r in scored])
+        keyed = tf.data.Dataset.zip((tf.data.Dataset.range(len(scored)), names))
+        images = keyed.map(lambda k, p: (k, decode(p, size)),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        batches = images.ignore_errors().batch(batch_size).prefetch(1)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for k, x in batches:
+                x = x.numpy()
+                cams = heat_maps(saved, x)
+                for kk, image, cam in zip(k.numpy(), x, cams):
+                    pending.append(pool.submit(save, scored[int(kk)], image, cam))
+                while pending and (pending[0].done() or len(pending) > 2 * batch_size):
+                    written.append(pending.popleft().result())
+                    bar.update(1)
+            while pending:
+                written.append(pending.popleft().result())
+                bar.update(1)
     bar.close()
     for r in rows:
         r.setdefault("heatmap", "")
