@@ -52,7 +52,10 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     start of ``fit`` and of every validation) and scalars with ``axis=0`` (the
     loss and metrics of every step). Here a nest is reduced leaf by leaf (as
     ``MirroredStrategy`` does) and a scalar across replicas alone (it has no
-    batch axis)."""
+    batch axis). A batch reduced element-wise (``axis=None``: Keras wants its
+    shape and dtype only, to build the model) is this worker's own: a
+    collective would fail when the workers' shares of a last, short batch
+    differ by one image (a validation split of 23 images on two workers)."""
 
     def reduce(self, reduce_op, value, axis):
         reduce = super().reduce
@@ -60,8 +63,11 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def leaf(v):
             if v is None:
                 return None
+            local = self.experimental_local_results(v)
             scalar = all(getattr(p, "shape", None) is not None and p.shape.rank == 0
-                         for p in self.experimental_local_results(v))
+                         for p in local)
+            if not scalar and axis is None:
+                return local[0]
             return reduce(reduce_op, v, None if scalar else axis)
 
         return tf.nest.map_structure(leaf, value)
@@ -85,6 +91,30 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     return task.get("type") == "chief" or (task.get("type") == "worker"
                                             and task.get("index", 0) == 0
                                             and "chief" not in config.get("cluster", {}))
+
+
+def weights_digest(networks) -> str:
+    """SHA-256 of every weight of ``networks`` (a list of Keras models), in
+    order: the workers of a multi-worker run print it, and agree."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for network in networks:
+        for w in network.get_weights():
+            h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def worker_line(strategy, networks) -> str:
+    """One line for each worker of a multi-worker run to print after
+    training: its task, the replicas in sync and its weights' digest."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    return (f"worker {config.get('type', '?')} {config.get('index', '?')}"
+            f"{' (chief, writes the outputs)' if is_chief(strategy) else ''}: "
+            f"{strategy.num_replicas_in_sync} replicas in sync; weights sha256 "
+            f"{weights_digest(networks)} (every worker prints the same)")
 
 
 def scope(strategy: tf.distribute.Strategy | None):
