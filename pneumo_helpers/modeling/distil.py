@@ -34,7 +34,10 @@ def teacher_scores(teacher_model, data, decode_size: int, batch_size: int = 32) 
     """The teacher's pneumonia probability for every training image, in the
     table's order (``teacher_model``: a Keras model taking decoded images, such
     as ``TrainedModel.model`` or a loaded model file's ``model``)."""
-    images = data.dataset("train", decode_size).map(lambda x, y: x)
+    from ..data.pipeline import batched
+
+    # data.images keeps the table's order (data.dataset shuffles "train")
+    images = batched(data.images("train", decode_size).map(lambda x, y: x), batch_size)
     return np.asarray(teacher_model.predict(images, verbose=0))[:, 0]
 
 
