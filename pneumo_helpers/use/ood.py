@@ -174,8 +174,8 @@ class Measurer:
             return tf.reduce_mean(tf.stack([tf.cast(f(x, training=False)[0], tf.float32)
                                             for f in featured]), axis=0)
 
-        def scores(image):
-            x = prepared(image)
+        def scores(image, x=None):
+            x = prepared(image) if x is None else x
             n = tf.shape(x)[0]
             xs = stack(x) if stack is not None else x
             per_network, features = [], []
@@ -192,8 +192,8 @@ class Measurer:
                 out["features"] = tf.reduce_mean(tf.stack(features), axis=0)
             return out
 
-        def variants(image):
-            x = prepared(image)
+        def variants(image, x=None):
+            x = prepared(image) if x is None else x
             n = tf.shape(x)[0]
             turned = tf.concat([tf.reverse(x, [1, 2]), tf.reverse(x, [1]), 1.0 - x], axis=0)
             return {"variant_features": tf.reshape(mean_features(turned), (3, n, -1))}
@@ -214,6 +214,12 @@ class Measurer:
             self._parts["features"] = compiled(lambda image: {"features": mean_features(
                 prepared(image))})
             self._parts["variants"] = compiled(variants)
+
+            def scores_and_variants(image):  # the crop (and its segmenter) once for both
+                x = prepared(image)
+                return {**scores(image, x), **variants(image, x)}
+
+            self._parts["scores+variants"] = compiled(scores_and_variants)
 
     def features(self, image) -> np.ndarray:
         """The pooled features of the plain view of a batch (mean over the networks)."""
@@ -247,6 +253,9 @@ class Measurer:
         (see the class; ``variants`` and ``features`` only when the networks
         have pooled features)."""
         out = {}
+        parts = list(parts)
+        if {"scores", "variants"} <= set(parts) and "scores+variants" in self._parts:
+            parts = ["scores+variants"] + [p for p in parts if p not in ("scores", "variants")]
         for part in parts:
             if part in self._parts:
                 inputs = check if part == "lungs" else image
