@@ -127,7 +127,7 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
     x = np.stack([load_image(f, saved.image_size) for f in files[:256]])
     saved.model.predict(x[:32], verbose=0)
     ceiling = len(x) / timed(lambda: saved.model.predict(x, batch_size=32, verbose=0), 2)
-    score_images(saved, files[:64])  # warm-up
+    score_images(saved, files[:72])  # warm-up: full and short batches traced before timing
     small, large = files[:400], files[:2000]
     t_small = timed(lambda: score_images(saved, small))
     t_large = timed(lambda: score_images(saved, large))
