@@ -20,6 +20,22 @@ class PerImageStandardization(layers.Layer):
         return (x - mean) / ops.maximum(std, 1e-3)
 
 
+def _bins_and_cdf(flat, bins: int):
+    """For ``(n, pixels)`` intensities in [0, 1]: each pixel's bin as an index
+    into the flattened ``(n * bins,)`` table of per-image cumulative
+    histograms, and that table as ``(n, bins)`` (one flat bincount: several
+    times faster on the CPU than a bincount per row)."""
+    import tensorflow as tf
+
+    n = tf.shape(flat)[0]
+    idx = tf.clip_by_value(tf.cast(flat * (bins - 1) + 0.5, tf.int32), 0, bins - 1)
+    idx = idx + bins * tf.range(n)[:, None]
+    counts = tf.math.bincount(tf.reshape(idx, [-1]), minlength=n * bins, maxlength=n * bins,
+                              dtype=flat.dtype)
+    counts = tf.reshape(counts, (n, bins))
+    return idx, tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
+
+
 def cumulative_rank(flat, bins: int = 256):
     """For ``(n, pixels)`` intensities in [0, 1]: each pixel's rank in its own
     image (the share of the image's pixels in its intensity bin or darker),
@@ -27,10 +43,8 @@ def cumulative_rank(flat, bins: int = 256):
     histogram over ``bins`` bins."""
     import tensorflow as tf
 
-    idx = tf.clip_by_value(tf.cast(flat * (bins - 1) + 0.5, tf.int32), 0, bins - 1)
-    counts = tf.cast(tf.math.bincount(idx, minlength=bins, maxlength=bins, axis=-1), flat.dtype)
-    cdf = tf.cumsum(counts, axis=1) / tf.reduce_sum(counts, axis=1, keepdims=True)
-    return tf.gather(cdf, idx, batch_dims=1), cdf[:, :1]
+    idx, cdf = _bins_and_cdf(flat, bins)
+    return tf.gather(tf.reshape(cdf, [-1]), idx), cdf[:, :1]
 
 
 @keras.saving.register_keras_serializable(package="pneumo")
@@ -49,9 +63,11 @@ class HistogramEqualization(layers.Layer):
         import tensorflow as tf
 
         shape = tf.shape(x)
-        rank, low = cumulative_rank(tf.reshape(x, (shape[0], -1)), self.bins)  # darkest bin -> 0
-        out = (rank - low) / tf.maximum(1.0 - low, 1e-6)
-        return tf.reshape(tf.clip_by_value(out, 0.0, 1.0), shape)
+        idx, cdf = _bins_and_cdf(tf.reshape(x, (shape[0], -1)), self.bins)
+        low = cdf[:, :1]  # the darkest bin goes to 0
+        table = tf.clip_by_value((cdf - low) / tf.maximum(1.0 - low, 1e-6), 0.0, 1.0)
+        # the mapping computed on the bins, then looked up per pixel: the same numbers
+        return tf.reshape(tf.gather(tf.reshape(table, [-1]), idx), shape)
 
     def get_config(self):
         return {**super().get_config(), "bins": self.bins}
