@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pneumo_helpers.evaluation.stress import stress_table, view_scores
-from pneumo_helpers.modeling.augment import RandomReframe, reframe
+from pneumo_helpers.modeling.augment import RandomReframe, RandomSharpness, reframe
 
 
 def half_image(n=2, size=20):
@@ -35,6 +35,23 @@ def test_random_reframe_only_in_training():
     assert out.shape == x.shape and not np.allclose(out, x)
     assert 0 <= out.min() and out.max() <= 1
 
+
+def test_random_sharpness_is_keras_numbers():
+    """The faster sharpness layer gives keras.layers.RandomSharpness' numbers,
+    draw for draw (same seed), in training, and the image outside it."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    ours = RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=5)
+    theirs = keras.layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=5)
+    for shape in [(6, 40, 40, 1), (2, 17, 31, 1)]:
+        x = rng.random(shape).astype("float32")
+        out = np.asarray(ours(x, training=True))
+        np.testing.assert_array_equal(out, np.asarray(theirs(x, training=True)))
+        assert not np.allclose(out, x)
+        outside = np.asarray(ours(x, training=False))  # (a call draws, in training or not)
+        np.testing.assert_array_equal(outside, np.asarray(theirs(x, training=False)))
+        np.testing.assert_array_equal(outside, x)
 
 def test_stress_test_catches_a_framing_shortcut():
     # a "model" that scores by left-border brightness: perfect on original

@@ -89,6 +89,32 @@ class RandomReframe(layers.Layer):
                 "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="pneumo")
+class RandomSharpness(layers.RandomSharpness):
+    """``keras.layers.RandomSharpness`` (the same draws, the same numbers),
+    with its 3x3 smoothing summed from nine shifted copies of the image
+    instead of a depthwise convolution: several times faster on the CPU, where
+    it was a fifth of a training step, and bit-identical (the nine products
+    are added in the convolution's order)."""
+
+    def transform_images(self, images, transformation=None, training=True):
+        if not training or self.data_format != "channels_last":
+            return super().transform_images(images, transformation, training)
+        images = ops.cast(images, self.compute_dtype)
+        factor = ops.reshape(ops.cast(transformation["factor"] * 2, self.compute_dtype),
+                             (-1, 1, 1, 1))
+        h, w = int(images.shape[1]), int(images.shape[2])
+        padded = ops.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        a, b = 1.0 / 13.0, 5.0 / 13.0
+        smoothed = None
+        for i in range(3):
+            for j in range(3):
+                term = (b if i == j == 1 else a) * padded[:, i:i + h, j:j + w, :]
+                smoothed = term if smoothed is None else smoothed + term
+        images = images + (1.0 - factor) * (smoothed - images)
+        return ops.clip(images, self.value_range[0], self.value_range[1])
+
+
 def gaussian_blur(images, sigma: float):
     """Blur a batch of ``(n, h, w, 1)`` images with a Gaussian of ``sigma`` pixels."""
     if sigma <= 0:

@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import layers
 
 from ..tasks import get_task
-from .augment import MeanOverViews, RandomReframe, StackViews
+from .augment import MeanOverViews, RandomReframe, RandomSharpness, StackViews
 from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
 
 
@@ -36,7 +36,7 @@ def augmentation(strength: str = "strong", seed: int = 42,
     return keras.Sequential([
         RandomReframe(zoom=zoom, shift=shift, rotation=6.0, gamma=(0.7, 1.4),
                       aspect=(0.85, 1.18), seed=seed, dtype="float32"),
-        layers.RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1, dtype="float32"),
+        RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1, dtype="float32"),
     ], name="augmentation")
 
 
