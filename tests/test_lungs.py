@@ -157,6 +157,21 @@ def test_scale_matched_subset_comes_from_validation_patients_only(small_split):
     np.testing.assert_array_equal(again.scale_matched, mask)
 
 
+
+def test_lung_area_is_the_saliency_share_of_an_even_map(small_split):
+    """The chance level of the saliency share: the share of the network's input
+    the lungs cover, larger once the image is cropped to the lung box."""
+    from pneumo_helpers.evaluation.instruments import Evaluator
+    from pneumo_helpers.modeling.recipes import get_recipe
+
+    ev = Evaluator(small_split, "validation")
+    crop, whole = (ev.lung_area(get_recipe(name), 64) for name in ("lung_crop", "robust_cnn"))
+    assert crop.shape == whole.shape == ev.labels.shape
+    lungs = ev._lungs_seen(get_recipe("lung_crop"), 64, 0, len(ev.labels)) > 0.5
+    np.testing.assert_allclose(crop, lungs.reshape(len(lungs), -1).mean(axis=1), atol=1e-6)
+    found = ev.fields["found"]
+    assert (crop[found] > whole[found]).mean() > 0.9 and 0.1 < whole[found].mean() < 0.6
+
 def test_marker_view_writes_markers_outside_the_lungs_only(data_dir):
     import tensorflow as tf
 

@@ -108,7 +108,7 @@ class Evaluator:
         map of each image's own class: of the pneumonia score for pneumonia
         images, of the normal score for normal ones (where the model finds
         pneumonia in a healthy child says little; where it finds health does)."""
-        from .anatomy import lungs_as_the_network_sees_them, saliency_share
+        from .anatomy import saliency_share
         from .explain import grad_cam
 
         recipe = trained.recipe
@@ -121,12 +121,28 @@ class Evaluator:
         shares = []
         for i in range(0, len(self.images), batch_size):
             x = self._prepared[key][i:i + batch_size]
-            lungs = lungs_as_the_network_sees_them(
-                recipe, self.fields["probability"][i:i + batch_size],
-                self.fields["boxes"][i:i + batch_size], size)
             own = self.labels[i:i + batch_size] > 0
-            shares.append(saliency_share(grad_cam(trained.networks, x, pneumonia=own), lungs))
+            shares.append(saliency_share(grad_cam(trained.networks, x, pneumonia=own),
+                                         self._lungs_seen(recipe, size, i, batch_size)))
         return np.concatenate(shares)
+
+    def _lungs_seen(self, recipe, size: int, start: int, batch_size: int) -> np.ndarray:
+        from .anatomy import lungs_as_the_network_sees_them
+
+        return lungs_as_the_network_sees_them(
+            recipe, self.fields["probability"][start:start + batch_size],
+            self.fields["boxes"][start:start + batch_size], size)
+
+    def lung_area(self, recipe, size: int, batch_size: int = 64) -> np.ndarray:
+        """Per image, the share of the network's input (``size`` pixels, as
+        ``recipe`` prepares it) inside the lung fields: the saliency share a
+        map spread evenly over the image would get (its chance level)."""
+        from .anatomy import saliency_share
+
+        return np.concatenate([
+            saliency_share(np.ones(lungs.shape, "float32"), lungs)
+            for lungs in (self._lungs_seen(recipe, size, i, batch_size)
+                          for i in range(0, len(self.images), batch_size))])
 
     def dataset(self, recipe=None):
         """This split's ``(image, label)`` batches, decoded as ``recipe`` needs."""
@@ -155,6 +171,7 @@ class Evaluator:
                 head = inference_model(trained.networks, trained.recipe.views)
                 out["views"] = view_scores(head, ds, views, prepare, self._prepared)
             out["saliency"] = self.saliency(trained)
+            out["lung_area"] = self.lung_area(trained.recipe, size)
         sanity = self.data.subset("sanity")
         if self.split == "validation" and len(sanity) and sanity["label"].nunique() == 2:
             out["sanity"] = trained.scores(self.data.dataset("sanity",
@@ -195,6 +212,10 @@ class Evaluator:
                                ("saliency_pneumonia", share[pneumonia])):
                 # NaN where no image has any Grad-CAM mass (an untrained network)
                 out[name] = float(np.nanmean(part)) if np.isfinite(part).any() else float("nan")
+        if "lung_area" in scores:  # the chance level of the saliency share, per class
+            area = np.asarray(scores["lung_area"], dtype=float)
+            out["lung_area_normal"] = float(np.mean(area[~pneumonia]))
+            out["lung_area_pneumonia"] = float(np.mean(area[pneumonia]))
         mask = self.scale_matched
         sm = binary_metrics(pneumonia[mask], pneumonia_score(scores["plain"])[mask],
                             thresholds["pneumonia"])
@@ -240,8 +261,8 @@ def average_scores(all_scores: list[dict]) -> dict:
     model that averages them (``models.inference_model``); the saliency share
     of the mean model is the mean of its networks' shares."""
     first = all_scores[0]
-    out = {k: np.mean([s[k] for s in all_scores], axis=0) for k in ("plain", "sanity", "saliency")
-           if k in first}
+    out = {k: np.mean([s[k] for s in all_scores], axis=0) for k in ("plain", "sanity", "saliency",
+                                                                 "lung_area") if k in first}
     if "views" in first:
         out["views"] = {v: np.mean([s["views"][v] for s in all_scores], axis=0)
                         for v in first["views"]}
@@ -314,6 +335,8 @@ SHORT_NAMES = {
     "stress_markers_specificity": "marker spec",
     "saliency_normal": "saliency in lungs (normal)",
     "saliency_pneumonia": "saliency in lungs (pneumonia)",
+    "lung_area_normal": "lung area (normal)",
+    "lung_area_pneumonia": "lung area (pneumonia)",
     "sanity_auc": "sanity AUC", "sanity_specificity": "sanity spec"}
 SHORT_DEFINITIONS = {
     "cf": "the counter-framed validation subset (normal images framed like pneumonia, "
@@ -327,6 +350,8 @@ SHORT_DEFINITIONS = {
                      "pneumonias whose lungs fill it least",
     "marker": "validation images with laterality letters and text pasted outside the lungs",
     "saliency in lungs": "the share of Grad-CAM mass inside the lung fields",
+    "lung area": "the share of the network's input inside the lung fields (the saliency "
+                 "share of a map spread evenly)",
     "sanity": "Kaggle's 16 val images (for the record only)"}
 
 

@@ -173,7 +173,10 @@ def anatomy_in_words(anatomy: dict, val: dict) -> str:
     if "saliency_normal" in anatomy:
         parts.append(f"{anatomy['saliency_normal']:.2f} of the Grad-CAM mass inside the lung "
                      f"fields on normal images, {anatomy['saliency_pneumonia']:.2f} on pneumonia "
-                     "images")
+                     "images" + (f" (a map spread evenly would put {anatomy['lung_area_normal']:.2f}"
+                                 f" and {anatomy['lung_area_pneumonia']:.2f} there: the share of "
+                                 "the input the lungs cover)" if "lung_area_normal" in anatomy
+                                 else ""))
     if "sm_specificity" in anatomy:
         parts.append(f"scale-matched subset ROC AUC {anatomy['sm_auc']:.3f}, specificity "
                      f"{anatomy['sm_specificity']:.3f}")
