@@ -190,3 +190,37 @@ def test_marker_view_writes_markers_outside_the_lungs_only(data_dir):
     assert (marked[..., 0][changed] > 0.6).mean() > 0.5  # bright letters
     stamps = anatomy.marker_stamps(224)
     assert stamps.shape == (3, 224, 224) and all(s.sum() > 10 for s in stamps)
+
+
+def test_context_swap_keeps_the_lungs_and_takes_another_images_surroundings(small_split):
+    """lung_crop_swap's training batches: every image is either its own crop or
+    its own lungs inside the surroundings of another crop of the same batch;
+    about half are swapped, and the labels stay the crops' own."""
+    from dataclasses import replace
+
+    from pneumo_helpers.modeling.recipes import get_recipe
+
+    recipe = get_recipe("lung_crop_swap")
+    plain = replace(recipe, context_swap=0.0)
+    crops = np.concatenate([x.numpy() for x, _ in
+                            small_split.images("train", recipe.decode_size(small_split),
+                                               recipe.preprocess(64)).batch(64)])
+    swapped, own, labels = 0, 0, []
+    for x, y in recipe.training_images(small_split, seed=1):
+        x = x.numpy()
+        for image, label in zip(x, y.numpy()):
+            # which crop it starts from: the one it shares most non-black pixels with
+            match = np.abs(crops - image).reshape(len(crops), -1)
+            shared = ((match < 1e-6) & (crops.reshape(len(crops), -1) > 0.02)).sum(axis=1)
+            source = int(np.argmax(shared))
+            labels.append((label, small_split.labels("train")[source]))
+            if np.array_equal(image, crops[source]):
+                own += 1
+            else:
+                swapped += 1
+                changed = match[source] > 1e-6
+                assert 0.05 < changed.mean() < 0.95  # the surroundings, not the whole image
+    assert all(a == b for a, b in labels)
+    assert 0.3 < swapped / (swapped + own) < 0.7
+    assert len(labels) == len(crops)
+    assert sum(1 for _ in plain.training_images(small_split, seed=1).unbatch()) == len(crops)

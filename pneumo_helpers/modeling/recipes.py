@@ -221,6 +221,11 @@ RECIPES = {r.name: r for r in [
     Recipe("lung_crop_mask", "lung_crop, and everything outside the (slightly widened) lung "
            "fields set to black", lungs="crop_mask",
            network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
+    Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
+           "fields inside another training image's surroundings (drawn anew each epoch, either "
+           "class): what surrounds the lungs tells the network nothing", lungs="crop",
+           context_swap=0.5, network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06),
+           views=TTA_SHIFTS),
     Recipe("scale_balanced", "no crop: training images zoomed so that the lung-field scale has "
            "one distribution in both classes; equalised CNN, zoom-out test-time views",
            scale_balanced=True, network=dict(equalize=True, zoom=(0.9, 1.1)),
