@@ -68,3 +68,15 @@ def test_short_table_names():
     short = instruments.short_table(t)
     assert list(short.columns[:4]) == ["recipe", "seed", "AUC", "spec"]
     assert "exposed spec" in short and "zoom-in spec" in short
+
+
+def test_anatomy_sentence_reads_the_saliency_share_against_its_chance_level():
+    from pneumo_helpers.use.report import anatomy_in_words
+
+    anatomy = {"saliency_normal": 0.36, "saliency_pneumonia": 0.40, "sm_auc": 0.99,
+               "sm_specificity": 0.96, "marker_specificity": 0.82}
+    without = anatomy_in_words(anatomy, {"specificity": 0.82})
+    assert "0.36 of the Grad-CAM mass" in without and "spread evenly" not in without
+    with_area = anatomy_in_words({**anatomy, "lung_area_normal": 0.325,
+                                  "lung_area_pneumonia": 0.323}, {"specificity": 0.82})
+    assert "a map spread evenly would put 0.33 and 0.32 there" in with_area
