@@ -171,14 +171,20 @@ def _context_swapped(data, recipe, seed: int):
         probability, boxes, _ = lung_fields(full)
         return lungs_as_the_network_sees_them(recipe, probability, boxes, size).astype("float32")
 
-    lungs = data.memo(("lung_masks_in_crop", recipe.lungs, size), masks)
     k = max(1, int(round(0.04 * size)) * 2 + 1)
-    pairs = tf.data.Dataset.zip((crops, tf.data.Dataset.from_tensor_slices(lungs[..., None])))
+
+    def dilated():  # once per split, not per batch: a k x k max pool is slow on the CPU
+        lungs = data.memo(("lung_masks_in_crop", recipe.lungs, size), masks)[..., None]
+        return np.concatenate([  # separable: rows then columns, the same maximum
+            tf.nn.max_pool2d(tf.nn.max_pool2d(lungs[i:i + 64], (k, 1), 1, "SAME"), (1, k), 1,
+                             "SAME").numpy() for i in range(0, len(lungs), 64)])
+
+    lungs = data.memo(("dilated_lung_masks_in_crop", recipe.lungs, size, k), dilated)
+    pairs = tf.data.Dataset.zip((crops, tf.data.Dataset.from_tensor_slices(lungs)))
     pairs = pairs.shuffle(len(lungs), seed=seed, reshuffle_each_iteration=True)
 
     def swap(xy, m):
         x, y = xy
-        m = tf.nn.max_pool2d(m, k, 1, "SAME")
         n = tf.shape(x)[0]
         other = tf.gather(x, tf.random.shuffle(tf.range(n), seed=seed))
         chosen = tf.cast(tf.random.uniform((n, 1, 1, 1), seed=seed) < recipe.context_swap,
