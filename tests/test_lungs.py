@@ -224,3 +224,32 @@ def test_context_swap_keeps_the_lungs_and_takes_another_images_surroundings(smal
     assert 0.3 < swapped / (swapped + own) < 0.7
     assert len(labels) == len(crops)
     assert sum(1 for _ in plain.training_images(small_split, seed=1).unbatch()) == len(crops)
+
+
+@pytest.mark.slow
+def test_cached_trainings_are_reused_and_given_the_lung_area(small_split, tmp_path, monkeypatch):
+    """selection.scored_training keeps each training's scores; a file kept before the
+    lung area was measured is completed from the evaluator, without training again."""
+    import json
+
+    from pneumo_helpers.evaluation import selection
+    from pneumo_helpers.evaluation.instruments import Evaluator
+    from pneumo_helpers.modeling import recipes
+
+    ev = Evaluator(small_split, "validation")
+    first = selection.scored_training("lung_crop", small_split, 1, ev, epochs=1,
+                                      cache_dir=tmp_path)
+    path = tmp_path / "lung_crop" / "seed1.json"
+    kept = json.loads(path.read_text())
+    del kept["scores"]["lung_area"]
+    path.write_text(json.dumps(kept))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(recipes, "fit_recipe", no_training)
+    again = selection.scored_training("lung_crop", small_split, 1, ev, epochs=1,
+                                      cache_dir=tmp_path)
+    np.testing.assert_allclose(again["scores"]["lung_area"], first["scores"]["lung_area"])
+    np.testing.assert_allclose(again["scores"]["plain"], first["scores"]["plain"])
+    assert again["thresholds"] == first["thresholds"]

@@ -122,8 +122,11 @@ def scored_training(recipe, data, seed: int, evaluator, epochs: int = 15,
     if path is not None and path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
-            return {"seed": seed, "scores": _from_json(cached["scores"]),
-                    "thresholds": cached["thresholds"], "timing": cached["timing"]}
+            scores = _from_json(cached["scores"])
+            if "saliency" in scores and "lung_area" not in scores:  # kept before it was measured
+                scores["lung_area"] = evaluator.lung_area(recipe, recipe.network_size(data))
+            return {"seed": seed, "scores": scores, "thresholds": cached["thresholds"],
+                    "timing": cached["timing"]}
     same_network = repr(replace(recipe, name="", description="", views=())), seed, epochs
     if trained_networks is not None and same_network in trained_networks:
         fitted = trained_networks[same_network]
