@@ -167,7 +167,7 @@ def test_lung_area_is_the_saliency_share_of_an_even_map(small_split):
     ev = Evaluator(small_split, "validation")
     crop, whole = (ev.lung_area(get_recipe(name), 64) for name in ("lung_crop", "robust_cnn"))
     assert crop.shape == whole.shape == ev.labels.shape
-    lungs = ev._lungs_seen(get_recipe("lung_crop"), 64, 0, len(ev.labels)) > 0.5
+    lungs = ev._lungs_seen(get_recipe("lung_crop"), 64) > 0.5
     np.testing.assert_allclose(crop, lungs.reshape(len(lungs), -1).mean(axis=1), atol=1e-6)
     found = ev.fields["found"]
     assert (crop[found] > whole[found]).mean() > 0.9 and 0.1 < whole[found].mean() < 0.6

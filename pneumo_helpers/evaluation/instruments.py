@@ -123,26 +123,29 @@ class Evaluator:
             x = self._prepared[key][i:i + batch_size]
             own = self.labels[i:i + batch_size] > 0
             shares.append(saliency_share(grad_cam(trained.networks, x, pneumonia=own),
-                                         self._lungs_seen(recipe, size, i, batch_size)))
+                                         self._lungs_seen(recipe, size)[i:i + batch_size]))
         return np.concatenate(shares)
 
-    def _lungs_seen(self, recipe, size: int, start: int, batch_size: int) -> np.ndarray:
+    def _lungs_seen(self, recipe, size: int) -> np.ndarray:
+        """Every image's lung mask in the space of ``recipe``'s network input
+        (``anatomy.lungs_as_the_network_sees_them``), computed once per crop
+        and size: the seeds of a recipe, and the recipes sharing a crop, reuse it."""
         from .anatomy import lungs_as_the_network_sees_them
 
-        return lungs_as_the_network_sees_them(
-            recipe, self.fields["probability"][start:start + batch_size],
-            self.fields["boxes"][start:start + batch_size], size)
+        key = ("lungs_seen", bool(recipe.lungs), size)
+        if key not in self._prepared:
+            self._prepared[key] = lungs_as_the_network_sees_them(
+                recipe, self.fields["probability"], self.fields["boxes"], size)
+        return self._prepared[key]
 
-    def lung_area(self, recipe, size: int, batch_size: int = 64) -> np.ndarray:
+    def lung_area(self, recipe, size: int) -> np.ndarray:
         """Per image, the share of the network's input (``size`` pixels, as
         ``recipe`` prepares it) inside the lung fields: the saliency share a
         map spread evenly over the image would get (its chance level)."""
         from .anatomy import saliency_share
 
-        return np.concatenate([
-            saliency_share(np.ones(lungs.shape, "float32"), lungs)
-            for lungs in (self._lungs_seen(recipe, size, i, batch_size)
-                          for i in range(0, len(self.images), batch_size))])
+        lungs = self._lungs_seen(recipe, size)
+        return saliency_share(np.ones(lungs.shape, "float32"), lungs)
 
     def dataset(self, recipe=None):
         """This split's ``(image, label)`` batches, decoded as ``recipe`` needs."""
