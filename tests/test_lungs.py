@@ -253,3 +253,24 @@ def test_cached_trainings_are_reused_and_given_the_lung_area(small_split, tmp_pa
     np.testing.assert_allclose(again["scores"]["lung_area"], first["scores"]["lung_area"])
     np.testing.assert_allclose(again["scores"]["plain"], first["scores"]["plain"])
     assert again["thresholds"] == first["thresholds"]
+
+
+def test_lung_map_share_lies_between_chance_and_one_and_rises_with_resolution():
+    """The lungs' own map: all its mass inside at full resolution, less at a coarse
+    one (mass spills over the edge when resized back), never below an even map's."""
+    lungs = np.zeros((2, 64, 64), bool)
+    lungs[0, 8:56, 6:28] = lungs[0, 8:56, 36:58] = True  # two lungs
+    lungs[1, 20:44, 20:44] = True  # one square
+    full = anatomy.lung_map_share(lungs, 64)
+    np.testing.assert_allclose(full, 1.0, atol=1e-6)
+    chance = anatomy.saliency_share(np.ones(lungs.shape, "float32"), lungs)
+    coarse, finer = anatomy.lung_map_share(lungs, 4), anatomy.lung_map_share(lungs, 16)
+    assert np.all(chance < coarse) and np.all(coarse < finer) and np.all(finer < 1.0)
+
+
+def test_cam_resolution_is_the_last_convolution_side():
+    from pneumo_helpers.evaluation.explain import cam_resolution
+    from pneumo_helpers.modeling.models import robust_cnn
+
+    assert cam_resolution(robust_cnn(64, seed=0)) == 4  # stride-2 stem and 3 poolings
+    assert cam_resolution(robust_cnn(128, seed=0)) == 8

@@ -49,6 +49,23 @@ def saliency_share(cams: np.ndarray, lungs: np.ndarray) -> np.ndarray:
     return np.where(total > 0, inside / np.maximum(total, 1e-12), np.nan)
 
 
+def lung_map_share(lungs: np.ndarray, resolution: int) -> np.ndarray:
+    """Per image, the saliency share of a map that is the lungs themselves seen
+    at ``resolution`` x ``resolution``, the resolution of the Grad-CAM maps
+    (each cell the share of it that ``lungs`` ``(n, h, w)`` cover, resized back
+    bilinearly as ``explain.grad_cam`` resizes its maps): what a network that
+    reads every part of both lungs alike, and nothing else, would score with
+    maps that coarse. It lies between the lung area (an even map: chance) and
+    1, and tells how far a saliency share is from the lungs alone."""
+    import tensorflow as tf
+
+    lungs = np.asarray(lungs) > 0.5 if np.asarray(lungs).dtype != bool else np.asarray(lungs)
+    cells = tf.image.resize(lungs[..., None].astype("float32"), (resolution, resolution),
+                            method="area")
+    maps = tf.image.resize(cells, lungs.shape[1:3]).numpy()[..., 0]
+    return saliency_share(maps, lungs)
+
+
 def lungs_as_the_network_sees_them(recipe, probability, boxes_xy, image_size: int) -> np.ndarray:
     """The lung masks ``(n, image_size, image_size)`` in the space of the
     network's input: the probability maps resized, and, for a recipe that

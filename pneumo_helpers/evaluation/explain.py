@@ -51,6 +51,16 @@ def grad_cam(networks, images: np.ndarray, layer: str | None = None,
     return _peak_normalised(cam)
 
 
+def cam_resolution(network: keras.Model, layer: str | None = None) -> int:
+    """The side of ``network``'s Grad-CAM maps before they are resized to the
+    input (``layer``'s output, default the last convolution's: 8 for the
+    robust CNN at 128 px)."""
+    size = tuple(int(d) for d in network.input_shape[1:])
+    cam = _cam_function(network, layer or last_conv_layer(network))(
+        tf.zeros((1, *size)), tf.constant([True]))
+    return int(cam.shape[1])
+
+
 def _peak_normalised(cam: np.ndarray) -> np.ndarray:
     peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
     return cam / np.maximum(peak, 1e-8)

@@ -147,6 +147,14 @@ class Evaluator:
         lungs = self._lungs_seen(recipe, size)
         return saliency_share(np.ones(lungs.shape, "float32"), lungs)
 
+    def lung_map(self, recipe, size: int, resolution: int) -> np.ndarray:
+        """Per image, the saliency share of the lungs' own map at the Grad-CAM
+        maps' ``resolution`` (``anatomy.lung_map_share``): the share a network
+        that reads the lungs alone would get, where :meth:`lung_area` is chance."""
+        from .anatomy import lung_map_share
+
+        return lung_map_share(self._lungs_seen(recipe, size), resolution)
+
     def dataset(self, recipe=None):
         """This split's ``(image, label)`` batches, decoded as ``recipe`` needs."""
         size = recipe.decode_size(self.data) if recipe is not None else self.data.image_size
