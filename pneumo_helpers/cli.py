@@ -29,6 +29,8 @@ def predict(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not any(Path(p).exists() for p in args.paths):  # a typo: nothing to score, nothing written
+        raise ValueError(f"no such file or folder: {' '.join(map(str, args.paths))}")
     # every output checked against every input before any work
     check_outputs({"--out": args.out}, args.paths, args.model,
                   is_ours=lambda label, path: is_predictions_csv(path))

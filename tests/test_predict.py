@@ -149,6 +149,22 @@ def test_predict_goes_on_after_a_corrupt_file(small_model, images, tmp_path, cap
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
 
 
+def test_a_path_that_does_not_exist(small_model, images, tmp_path, capsys, monkeypatch):
+    """Named alone, one clear line and nothing written; beside real images, a row
+    that says "not found" (not "not a JPEG ..." for a name without a suffix)."""
+    path, _, _ = small_model
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(path), str(tmp_path / "nonexistent")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: no such file or folder: {tmp_path / 'nonexistent'}\n"
+    assert not (tmp_path / "predictions.csv").exists()
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(path), str(images), str(tmp_path / "nonexistent"), "--out",
+                 str(out), "--no-progress"]) == 1
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
+    assert rows["nonexistent"]["reason"] == "not found" and rows["nonexistent"]["status"] == "error"
+
+
 @pytest.mark.parametrize("target", ["an input image", "the model", "a project file"])
 def test_outputs_never_replace_inputs_the_model_or_the_project(small_model, images, target,
                                                                capsys, monkeypatch):

@@ -164,11 +164,11 @@ def score_images(saved, paths, batch_size: int = 32, progress: bool = False,
                "_found": f}
         rows.append(row)
         try:
+            if not f.path.exists():
+                raise DataError(f"{f.path}: not found")
             if f.path.suffix.lower() not in SUFFIXES:
                 raise DataError(f"{f.path}: not a JPEG, PNG or DICOM file "
                                 f"({f.path.suffix or 'no suffix'})")
-            if not f.path.exists():
-                raise DataError(f"{f.path}: not found")
             header = read_header(f.path, MIN_SIDE)
         except DataError as err:
             row["reason"] = _reason(err, f.path)
