@@ -414,3 +414,39 @@ def test_dicom_views_modalities_and_heat_maps(model, unseen, tmp_path):
     with Image.open(rows["frontal.dcm"]["heatmap"]) as im:
         w, h = im.size
     assert (w - BAR_WIDTH) / (h - TITLE_HEIGHT) == pytest.approx(1.5, rel=0.03)  # its 300 x 200
+
+
+def test_one_segmenter_pass_serves_the_crop_and_the_lung_check(data_dir):
+    """A model that crops to the lung fields segments the image resized to the
+    segmenter's input, which is what the lung check segments: the measurer
+    runs the segmenter once for both, with the same figures to the bit as the
+    parts measured one by one (scores, features, variants, lung checks)."""
+    from pneumo_helpers.modeling.recipes import get_recipe
+    from pneumo_helpers.tasks import get_task
+
+    recipe = get_recipe("lung_crop")
+    model = recipe.inference_model([recipe.build(80, get_task("binary"), 0)])
+    measurer = ood.Measurer(model)
+    assert measurer.size == 144 and "scores+variants+lungs" in measurer._parts
+    paths = [str(p) for cls in ("NORMAL", "PNEUMONIA")
+             for p in sorted((data_dir / "train" / cls).iterdir())[:4]]
+    for image, check, _ in measurer.decoded(paths).batch(8):
+        for parts, alone in ((("scores", "lungs", "variants"), ("scores", "variants")),
+                             (("features", "lungs"), ("features",))):
+            joined = measurer(image, check, parts)
+            separate = {}
+            for part in alone:
+                separate.update({k: v.numpy() for k, v in measurer._parts[part](image).items()})
+            separate.update({k: v.numpy() for k, v in measurer._parts["lungs"](check).items()})
+            separate.update(ood.lung_checks(separate.pop("probability"), separate["boxes"],
+                                            separate["found"]))
+            assert set(joined) == set(separate)
+            for key, value in joined.items():
+                if value.dtype == object:
+                    assert list(value) == list(separate[key]), key
+                else:
+                    np.testing.assert_array_equal(value, separate[key], err_msg=key)
+    # a model without the crop keeps the separate passes
+    plain = get_recipe("equalized")
+    assert "scores+lungs" not in ood.Measurer(plain.inference_model(
+        [plain.build(80, get_task("binary"), 0)]))._parts

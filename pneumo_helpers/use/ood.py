@@ -133,6 +133,27 @@ def feature_network(network):
     return keras.Model(inputs, [features, x], name=f"{network.name}_features")
 
 
+def _crop_and_fields(pre):
+    """``image -> [crop, lung probability]``: the crop model ``pre`` (``lungs.crop``)
+    with its segmenter's map as a second output, or ``None`` when ``pre`` holds
+    no segmenter fed by the image resized to its input (``to_segmenter``)."""
+    import keras
+
+    from ..lungs.crop import SEGMENTER_SIZE
+
+    if pre is None:
+        return None
+    try:
+        small, box = pre.get_layer("to_segmenter"), pre.get_layer("lung_box")
+    except ValueError:
+        return None
+    probability, boxed = box.input  # LungBox takes [segmenter(small), small]
+    if boxed is not small.output or small.input is not pre.inputs[0] or \
+            tuple(small.output.shape[1:3]) != (SEGMENTER_SIZE, SEGMENTER_SIZE):
+        return None
+    return keras.Model(pre.inputs, [pre.outputs[0], probability], name="crop_and_fields")
+
+
 class Measurer:
     """What scoring and the checks read of a batch of images, each part one
     compiled function: ``scores`` (each seed's network's scores through the
@@ -198,10 +219,11 @@ class Measurer:
             turned = tf.concat([tf.reverse(x, [1, 2]), tf.reverse(x, [1]), 1.0 - x], axis=0)
             return {"variant_features": tf.reshape(mean_features(turned), (3, n, -1))}
 
-        def lungs(check):
+        def lungs(check, probability=None):
             out = intensity(check)
             if segmenter is not None:
-                probability = segmenter(check, training=False)
+                if probability is None:
+                    probability = segmenter(check, training=False)
                 boxes, found = lung_boxes(probability, check, 0.0)
                 out.update(probability=probability[..., 0], boxes=boxes, found=found)
             return out
@@ -220,6 +242,25 @@ class Measurer:
                 return {**scores(image, x), **variants(image, x)}
 
             self._parts["scores+variants"] = compiled(scores_and_variants)
+        # the model's own crop segments the image resized to the segmenter's input, which
+        # is what the lung check segments: one segmenter pass serves both
+        crop_and_fields = _crop_and_fields(pre) if segmenter is not None and \
+            self.size >= MEASURE_SIZE else None
+        if crop_and_fields is not None:
+            def joined(first, with_variants):
+                def f(image, check):
+                    x, probability = crop_and_fields(image, training=False)
+                    out = scores(image, x) if first == "scores" else \
+                        {"features": mean_features(x)}
+                    out.update(lungs(check, probability))
+                    return {**out, **variants(image, x)} if with_variants else out
+                return compiled(f)
+
+            self._parts["scores+lungs"] = joined("scores", False)
+            if self.has_features:
+                for first in ("scores", "features"):
+                    self._parts[f"{first}+variants+lungs"] = joined(first, True)
+                self._parts["features+lungs"] = joined("features", False)
 
     def features(self, image) -> np.ndarray:
         """The pooled features of the plain view of a batch (mean over the networks)."""
@@ -254,12 +295,16 @@ class Measurer:
         have pooled features)."""
         out = {}
         parts = list(parts)
-        if {"scores", "variants"} <= set(parts) and "scores+variants" in self._parts:
-            parts = ["scores+variants"] + [p for p in parts if p not in ("scores", "variants")]
+        for joined in ("scores+variants+lungs", "features+variants+lungs", "scores+lungs",
+                       "features+lungs", "scores+variants"):
+            if set(joined.split("+")) <= set(parts) and joined in self._parts:
+                parts = [joined] + [p for p in parts if p not in joined.split("+")]
+                break
         for part in parts:
             if part in self._parts:
-                inputs = check if part == "lungs" else image
-                out.update({k: v.numpy() for k, v in self._parts[part](inputs).items()})
+                inputs = (check,) if part == "lungs" else \
+                    (image, check) if part.endswith("+lungs") else (image,)
+                out.update({k: v.numpy() for k, v in self._parts[part](*inputs).items()})
         if "probability" in out:
             out.update(lung_checks(out.pop("probability"), out["boxes"], out["found"]))
         return out
