@@ -38,7 +38,9 @@ def test_random_reframe_only_in_training():
 
 def test_random_sharpness_is_keras_numbers():
     """The faster sharpness layer gives keras.layers.RandomSharpness' numbers,
-    draw for draw (same seed), in training, and the image outside it."""
+    draw for draw (same seed), in training, to float32 rounding (bit-identical
+    on some CPUs; the convolution's summing order is the CPU kernel's), and
+    the image outside it."""
     import keras
 
     rng = np.random.default_rng(0)
@@ -47,7 +49,8 @@ def test_random_sharpness_is_keras_numbers():
     for shape in [(6, 40, 40, 1), (2, 17, 31, 1)]:
         x = rng.random(shape).astype("float32")
         out = np.asarray(ours(x, training=True))
-        np.testing.assert_array_equal(out, np.asarray(theirs(x, training=True)))
+        np.testing.assert_allclose(out, np.asarray(theirs(x, training=True)), rtol=0,
+                                   atol=1e-6)
         assert not np.allclose(out, x)
         outside = np.asarray(ours(x, training=False))  # (a call draws, in training or not)
         np.testing.assert_array_equal(outside, np.asarray(theirs(x, training=False)))
