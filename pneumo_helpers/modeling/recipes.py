@@ -227,6 +227,10 @@ RECIPES = {r.name: r for r in [
     Recipe("lung_crop_mask", "lung_crop, and everything outside the (slightly widened) lung "
            "fields set to black", lungs="crop_mask",
            network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
+    Recipe("lung_crop_mask_zoom", "lung_crop_mask, trained with zoom up to 1.4x (crops whose "
+           "edges cut into the lung fields, as a tighter framing does, seen in training)",
+           lungs="crop_mask", network=dict(equalize=True, zoom=(0.85, 1.4), shift=0.06),
+           views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",
