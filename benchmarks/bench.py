@@ -102,6 +102,37 @@ def decoding(data_dir, size) -> dict:
     return out
 
 
+def shared_segmenter(saved, files, rounds: int = 2) -> dict:
+    """What ``pneumo predict`` measures of each image (scores, check features,
+    lung checks) on the same files, with one segmenter pass serving the crop
+    and the lung check, and with the parts measured one by one (two passes),
+    alternating A B A B so that the machine's drift falls on both; images/s."""
+    from pneumo_helpers.use.ood import Measurer
+
+    once, twice = Measurer(saved.model), Measurer(saved.model)
+    for part in [p for p in twice._parts if p.endswith("+lungs")]:
+        del twice._parts[part]
+    if "scores+variants+lungs" not in once._parts:
+        return {}
+    names = [str(f) for f in files]
+
+    def run(m):
+        for image, check, _ in m.decoded(names).batch(32).prefetch(2):
+            m(image, check, ("scores", "lungs", "variants"))
+
+    run(once), run(twice)  # traced before timing
+    times = {"once": [], "twice": []}
+    for _ in range(rounds):
+        times["once"].append(timed(lambda: run(once)))
+        times["twice"].append(timed(lambda: run(twice)))
+    rate = {k: len(names) / float(np.median(v)) for k, v in times.items()}
+    print(f"checks' measurements of {len(names)} images: segmenter once {rate['once']:.1f} "
+          f"img/s, twice {rate['twice']:.1f} img/s ({rate['once'] / rate['twice']:.2f}x)")
+    return {"images": len(names), "segmenter_once_images_per_second": round(rate["once"], 1),
+            "segmenter_twice_images_per_second": round(rate["twice"], 1),
+            "once_over_twice": round(rate["once"] / rate["twice"], 2)}
+
+
 def predict_command(data_dir, model_path, out: Path) -> dict:
     """What a user runs: ``pneumo predict`` on files, against its ceiling, the
     saved model's forward rate on decoded tensors (its crop, views and seeds
@@ -156,6 +187,7 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
             raise RuntimeError(f"pneumo predict failed: {done.stderr.strip()[-500:]}")
 
     wall = timed(command)
+    segmenter = shared_segmenter(saved, files[:320])
     help_wall = timed(lambda: subprocess.run([str(pneumo), "--help"], check=True,
                                              capture_output=True), 3)
     result = {"model": str(model_path), "recipe": saved.info.get("recipe"),
@@ -166,7 +198,8 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
               "heatmaps_images_per_second": round(heatmaps, 1),
               "heatmaps_steady_images_per_second": round(heatmaps_steady, 1),
               "folder_624_wall_seconds": round(wall, 2),
-              "help_wall_seconds": round(help_wall, 2)}
+              "help_wall_seconds": round(help_wall, 2),
+              "shared_segmenter": segmenter}
     print(f"pneumo predict ({result['recipe']}, {result['networks']} networks x "
           f"{result['views']} views): ceiling {ceiling:.0f} img/s, steady state {steady:.0f} "
           f"img/s ({result['steady_over_ceiling']:.2f} of the ceiling), heat maps "
