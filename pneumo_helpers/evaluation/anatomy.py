@@ -40,10 +40,16 @@ def scale_matched_mask(labels, box_area, quantiles=SCALE_QUANTILES) -> np.ndarra
     return np.where(labels, box_area <= lo, box_area >= hi)
 
 
+def _as_mask(lungs) -> np.ndarray:
+    """A bool lung mask, or a lung probability map thresholded at 0.5."""
+    lungs = np.asarray(lungs)
+    return lungs if lungs.dtype == bool else lungs > 0.5
+
+
 def saliency_share(cams: np.ndarray, lungs: np.ndarray) -> np.ndarray:
     """Per image, the share of the Grad-CAM mass ``cams`` ``(n, h, w)`` that
     lies where ``lungs`` ``(n, h, w)`` (bool or a probability > 0.5) is set."""
-    lungs = np.asarray(lungs) > 0.5 if np.asarray(lungs).dtype != bool else np.asarray(lungs)
+    lungs = _as_mask(lungs)
     total = cams.reshape(len(cams), -1).sum(axis=1)
     inside = (cams * lungs).reshape(len(cams), -1).sum(axis=1)
     return np.where(total > 0, inside / np.maximum(total, 1e-12), np.nan)
@@ -59,7 +65,7 @@ def lung_map_share(lungs: np.ndarray, resolution: int) -> np.ndarray:
     1, and tells how far a saliency share is from the lungs alone."""
     import tensorflow as tf
 
-    lungs = np.asarray(lungs) > 0.5 if np.asarray(lungs).dtype != bool else np.asarray(lungs)
+    lungs = _as_mask(lungs)
     cells = tf.image.resize(lungs[..., None].astype("float32"), (resolution, resolution),
                             method="area")
     maps = tf.image.resize(cells, lungs.shape[1:3]).numpy()[..., 0]

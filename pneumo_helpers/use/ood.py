@@ -236,31 +236,32 @@ class Measurer:
             self._parts["features"] = compiled(lambda image: {"features": mean_features(
                 prepared(image))})
             self._parts["variants"] = compiled(variants)
-
-            def scores_and_variants(image):  # the crop (and its segmenter) once for both
-                x = prepared(image)
-                return {**scores(image, x), **variants(image, x)}
-
-            self._parts["scores+variants"] = compiled(scores_and_variants)
         # the model's own crop segments the image resized to the segmenter's input, which
         # is what the lung check segments: one segmenter pass serves both
         crop_and_fields = _crop_and_fields(pre) if segmenter is not None and \
             self.size >= MEASURE_SIZE else None
-        if crop_and_fields is not None:
-            def joined(first, with_variants):
-                def f(image, check):
-                    x, probability = crop_and_fields(image, training=False)
-                    out = scores(image, x) if first == "scores" else \
-                        {"features": mean_features(x)}
-                    out.update(lungs(check, probability))
-                    return {**out, **variants(image, x)} if with_variants else out
-                return compiled(f)
 
-            self._parts["scores+lungs"] = joined("scores", False)
+        def joined(first, with_variants, with_lungs):  # the crop once for every part
+            def f(image, check=None):
+                if with_lungs:
+                    x, probability = crop_and_fields(image, training=False)
+                else:
+                    x = prepared(image)
+                out = scores(image, x) if first == "scores" else \
+                    {"features": mean_features(x)}
+                if with_lungs:
+                    out.update(lungs(check, probability))
+                return {**out, **variants(image, x)} if with_variants else out
+            return compiled(f)
+
+        if self.has_features:
+            self._parts["scores+variants"] = joined("scores", True, False)
+        if crop_and_fields is not None:
+            self._parts["scores+lungs"] = joined("scores", False, True)
             if self.has_features:
                 for first in ("scores", "features"):
-                    self._parts[f"{first}+variants+lungs"] = joined(first, True)
-                self._parts["features+lungs"] = joined("features", False)
+                    self._parts[f"{first}+variants+lungs"] = joined(first, True, True)
+                self._parts["features+lungs"] = joined("features", False, True)
 
     def features(self, image) -> np.ndarray:
         """The pooled features of the plain view of a batch (mean over the networks)."""
