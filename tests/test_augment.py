@@ -115,3 +115,61 @@ def test_counter_exposed_gives_the_other_class_exposure():
     assert np.median(out[0]) == pytest.approx(np.sqrt(0.5), abs=0.03)
     assert np.median(out[1]) == pytest.approx(0.25, abs=0.03)
     np.testing.assert_array_equal(out, np.asarray(view(tf.constant(x), y)))  # deterministic
+
+
+def test_local_contrast_scales_structure_about_the_local_mean():
+    from pneumo_helpers.modeling.augment import local_contrast
+
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(0.3, 0.7, 64, dtype="float32")[None, :, None, None] * np.ones(
+        (2, 64, 64, 1), "float32")
+    ribs = 0.1 * np.sign(np.sin(np.arange(64) / 1.5)).astype("float32")[None, :, None, None]
+    x = np.clip(smooth.transpose(0, 2, 1, 3) + ribs + 0.01 * rng.standard_normal(
+        (2, 64, 64, 1)), 0, 1).astype("float32")
+    np.testing.assert_allclose(np.asarray(local_contrast(x, 1.0)), x, atol=1e-6)
+    flat = np.full((1, 64, 64, 1), 0.4, "float32")  # no structure: nothing to scale
+    np.testing.assert_allclose(np.asarray(local_contrast(flat, 0.5)), flat, atol=1e-6)
+    inner = (slice(None), slice(8, -8), slice(8, -8))  # away from the edges
+    fainter = np.asarray(local_contrast(x, np.array([0.5, 1.5])))
+    detail = lambda a: np.abs(np.diff(a[inner], axis=1)).mean(axis=(1, 2, 3))  # noqa: E731
+    assert detail(fainter)[0] == pytest.approx(0.5 * detail(x)[0], rel=0.05)
+    assert detail(fainter)[1] == pytest.approx(1.5 * detail(x)[1], rel=0.05)
+    # the broad brightness is kept: the means of 8 x 8 blocks hardly move
+    blocks = lambda a: a[:, 8:-8, 8:-8, 0].reshape(2, 6, 8, 6, 8).mean(axis=(2, 4))  # noqa: E731
+    np.testing.assert_allclose(blocks(fainter), blocks(x), atol=0.03)
+
+
+def test_random_local_contrast_only_in_training_and_per_image():
+    from pneumo_helpers.modeling.augment import RandomLocalContrast, local_contrast
+
+    x = np.random.default_rng(1).random((6, 32, 32, 1)).astype("float32")
+    layer = RandomLocalContrast((0.7, 1.4), seed=5)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    detail = np.abs(out - np.asarray(local_contrast(x, 0.0))).mean(axis=(1, 2, 3)) / \
+        np.abs(x - np.asarray(local_contrast(x, 0.0))).mean(axis=(1, 2, 3))
+    assert detail.min() > 0.6 and detail.max() < 1.45 and detail.std() > 0.02  # one factor each
+    again = RandomLocalContrast.from_config(layer.get_config())
+    assert again.factor == (0.7, 1.4) and again.seed == 5
+
+
+def test_faint_structure_view_lowers_structure_only():
+    from pneumo_helpers.evaluation.stress import VIEWS, transform
+
+    x = np.random.default_rng(2).random((2, 48, 48, 1)).astype("float32") * 0.5 + 0.25
+    out = np.asarray(transform(x, **VIEWS["faint_structure"]))
+    assert np.abs(np.diff(out, axis=1)).mean() < 0.85 * np.abs(np.diff(x, axis=1)).mean()
+    assert abs(out.mean() - x.mean()) < 0.01
+
+
+def test_structure_measures_what_the_faint_view_removes():
+    from pneumo_helpers.evaluation.anatomy import structure
+    from pneumo_helpers.evaluation.stress import VIEWS, transform
+
+    rng = np.random.default_rng(3)
+    x = np.clip(0.5 + 0.15 * rng.standard_normal((4, 64, 64, 1)), 0, 1).astype("float32")
+    flat = np.full((1, 64, 64, 1), 0.5, "float32") + np.linspace(0, 0.2, 64)[None, :, None, None]
+    plain, faint = structure(x), structure(np.asarray(transform(x, **VIEWS["faint_structure"])))
+    assert plain.shape == (4,) and (faint < plain).all()
+    assert structure(flat.astype("float32"))[0] < 0.5 * plain.min()  # a smooth ramp: little

@@ -80,3 +80,7 @@ def test_anatomy_sentence_reads_the_saliency_share_against_its_chance_level():
     with_area = anatomy_in_words({**anatomy, "lung_area_normal": 0.325,
                                   "lung_area_pneumonia": 0.323}, {"specificity": 0.82})
     assert "a map spread evenly would put 0.33 and 0.32 there" in with_area
+    assert "structure-matched" not in with_area
+    structured = anatomy_in_words({**anatomy, "st_auc": 0.97, "st_specificity": 0.61},
+                                  {"specificity": 0.82})
+    assert "structure-matched subset" in structured and "specificity 0.610" in structured

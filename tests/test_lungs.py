@@ -157,6 +157,22 @@ def test_scale_matched_subset_comes_from_validation_patients_only(small_split):
     np.testing.assert_array_equal(again.scale_matched, mask)
 
 
+def test_structure_matched_subset_by_hand_and_from_validation_patients(small_split):
+    from pneumo_helpers.evaluation.instruments import Evaluator
+
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    structure = np.array([0.06, 0.07, 0.08, 0.09, 0.10, 0.05, 0.06, 0.07, 0.08, 0.09])
+    # the normals at or below their 30th percentile (0.072), the pneumonias at or above
+    # their 70th percentile (0.078): the least-structured healthy, the most-structured sick
+    assert anatomy.structure_matched_mask(labels, structure).tolist() == \
+        [True, True, False, False, False, False, False, False, True, True]
+    ev = Evaluator(small_split, "validation")
+    assert ev.structure.shape == ev.labels.shape and (ev.structure > 0).all()
+    mask, normal = ev.structure_matched, ev.labels == 0
+    assert (mask & normal).any() and (mask & ~normal).any()
+    assert ev.structure[mask & normal].max() <= np.quantile(ev.structure[normal], 0.3) + 1e-9
+    assert ev.structure[mask & ~normal].min() >= np.quantile(ev.structure[~normal], 0.7) - 1e-9
+
 
 def test_lung_area_is_the_saliency_share_of_an_even_map(small_split):
     """The chance level of the saliency share: the share of the network's input

@@ -11,6 +11,13 @@
   pneumonias whose lungs fill it least (at or below the pneumonias' 30th
   percentile): in training, small lungs in a wide frame go with "normal", so
   a model that learned scale ranks this subset badly and flags its normals;
+- **structure-matched subset**: the validation normals whose lungs show the
+  least structure (ribs, vessels, lung texture about the local mean, inside
+  the lung box: :func:`structure`; at or below the normals' 30th
+  percentile) and the pneumonias whose lungs show the most (at or above the
+  pneumonias' 70th percentile): in training, faint structure goes with
+  pneumonia (consolidation hides it, and so do some machines' processing),
+  and Kaggle's ``val`` normals show as little as training pneumonias do;
 - **marker view**: the validation images with laterality letters and text
   ("R", "A-P") pasted outside the lung fields, at the positions and sizes
   where they occur in these images (an "R" at the left edge, as on most
@@ -38,6 +45,13 @@ def scale_matched_mask(labels, box_area, quantiles=SCALE_QUANTILES) -> np.ndarra
     hi = np.quantile(box_area[~labels], quantiles[0])
     lo = np.quantile(box_area[labels], quantiles[1])
     return np.where(labels, box_area <= lo, box_area >= hi)
+
+
+def structure_matched_mask(labels, structure_, quantiles=SCALE_QUANTILES) -> np.ndarray:
+    """Which images form the structure-matched subset (see the module's
+    description): the normals with the least structure, the pneumonias with
+    the most (:func:`scale_matched_mask` of the structure's negative)."""
+    return scale_matched_mask(labels, -np.asarray(structure_, dtype=float), quantiles)
 
 
 def _as_mask(lungs) -> np.ndarray:
@@ -149,3 +163,21 @@ def marker_view(size: int):
         return x * (1.0 - alpha) + MARKER_LEVEL * alpha
 
     return view
+
+
+def structure(images, batch_size: int = 256) -> np.ndarray:
+    """Each image's structure as the equalising networks see it: the mean
+    absolute difference between the histogram-equalised image and its local
+    mean (``modeling.augment.local_contrast`` with factor 0), ribs, vessels
+    and lung texture. ``images``: ``(n, h, w, 1)`` in [0, 1], e.g. the crops
+    to the lung fields. The stress view ``faint_structure`` lowers it by a
+    fifth."""
+    from ..modeling.augment import local_contrast
+    from ..modeling.layers import HistogramEqualization
+
+    equalize = HistogramEqualization()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = np.asarray(equalize(np.asarray(images[i:i + batch_size], "float32")))
+        out.append(np.abs(x - np.asarray(local_contrast(x, 0.0))).mean(axis=(1, 2, 3)))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -102,6 +102,23 @@ class Evaluator:
         from .anatomy import scale_matched_mask
         return scale_matched_mask(self.labels, self.fields["table"]["box_area"].to_numpy())
 
+    @cached_property
+    def structure(self) -> np.ndarray:
+        """Each image's structure inside its lung box (``anatomy.structure`` of
+        the crop to the lung fields, whatever the recipe)."""
+        from ..lungs.crop import crop_model
+        from .anatomy import structure
+
+        crop = crop_model(self.input_size, self.data.image_size, "crop")
+        return structure(crop.predict(self.images, verbose=0))
+
+    @cached_property
+    def structure_matched(self) -> np.ndarray:
+        """Which images form the structure-matched subset
+        (``anatomy.structure_matched_mask``)."""
+        from .anatomy import structure_matched_mask
+        return structure_matched_mask(self.labels, self.structure)
+
     def saliency(self, trained, batch_size: int = 64) -> np.ndarray:
         """Per image, the share of ``trained``'s Grad-CAM mass inside its lung
         fields, in the space the networks see (``anatomy.saliency_share``); the
@@ -213,8 +230,8 @@ class Evaluator:
 
     def anatomy(self, scores: dict, thresholds: dict, stress) -> dict:
         """The anatomy-grounded figures (``anatomy``): saliency share inside
-        the lungs per class, the scale-matched subset's ROC AUC and
-        specificity, and the specificity on the marker view."""
+        the lungs per class, the scale-matched and structure-matched subsets'
+        ROC AUC and specificity, and the specificity on the marker view."""
         pneumonia = self.labels > 0
         out = {}
         if "saliency" in scores:
@@ -233,6 +250,12 @@ class Evaluator:
         out.update({"sm_auc": sm["roc_auc"], "sm_specificity": sm["specificity"],
                     "sm_recall": sm["recall"], "sm_n_normal": int((mask & ~pneumonia).sum()),
                     "sm_n_pneumonia": int((mask & pneumonia).sum())})
+        mask = self.structure_matched
+        st = binary_metrics(pneumonia[mask], pneumonia_score(scores["plain"])[mask],
+                            thresholds["pneumonia"])
+        out.update({"st_auc": st["roc_auc"], "st_specificity": st["specificity"],
+                    "st_recall": st["recall"], "st_n_normal": int((mask & ~pneumonia).sum()),
+                    "st_n_pneumonia": int((mask & pneumonia).sum())})
         if "markers" in stress.index:
             out["marker_specificity"] = float(stress.loc["markers", "specificity"])
         return out
@@ -310,7 +333,7 @@ def comparison_row(name: str, task, instruments: dict, test: dict | None = None,
         if len(geometric):
             row.update({f"geo_worst_{k}": v for k, v in geometric.min().items()})
             row["geo_worst_view"] = geometric["specificity"].astype(float).idxmin()
-        for view in ("counter_exposed", "zoom_in_1.2", "markers"):
+        for view in ("counter_exposed", "zoom_in_1.2", "markers", "faint_structure"):
             if view in stress.index:
                 row[f"stress_{view}_specificity"] = stress.loc[view, "specificity"]
     for key, value in instruments.get("anatomy", {}).items():
@@ -343,7 +366,9 @@ SHORT_NAMES = {
     "stress_worst_auc": "worst-view AUC", "stress_worst_recall": "worst-view recall",
     "stress_worst_specificity": "worst-view spec",
     "sm_auc": "scale-matched AUC", "sm_specificity": "scale-matched spec",
+    "st_auc": "structure-matched AUC", "st_specificity": "structure-matched spec",
     "stress_markers_specificity": "marker spec",
+    "stress_faint_structure_specificity": "faint spec",
     "saliency_normal": "saliency in lungs (normal)",
     "saliency_pneumonia": "saliency in lungs (pneumonia)",
     "lung_area_normal": "lung area (normal)",
@@ -359,7 +384,11 @@ SHORT_DEFINITIONS = {
     "worst-view": "the worst of all stress views",
     "scale-matched": "the validation normals whose lungs fill the frame most and the "
                      "pneumonias whose lungs fill it least",
+    "structure-matched": "the validation normals whose lungs show the least structure (ribs, "
+                         "vessels, texture) and the pneumonias whose lungs show the most",
     "marker": "validation images with laterality letters and text pasted outside the lungs",
+    "faint": "validation images with their structure (ribs, vessels, lung texture) 20% "
+             "fainter about the local mean, as in the originals of Kaggle's val normals",
     "saliency in lungs": "the share of Grad-CAM mass inside the lung fields",
     "lung area": "the share of the network's input inside the lung fields (the saliency "
                  "share of a map spread evenly)",

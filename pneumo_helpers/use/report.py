@@ -180,6 +180,10 @@ def anatomy_in_words(anatomy: dict, val: dict) -> str:
     if "sm_specificity" in anatomy:
         parts.append(f"scale-matched subset ROC AUC {anatomy['sm_auc']:.3f}, specificity "
                      f"{anatomy['sm_specificity']:.3f}")
+    if "st_specificity" in anatomy:
+        parts.append(f"structure-matched subset (the healthy lungs showing the least structure, "
+                     f"the sick ones the most) ROC AUC {anatomy['st_auc']:.3f}, specificity "
+                     f"{anatomy['st_specificity']:.3f}")
     if "marker_specificity" in anatomy:
         parts.append(f"specificity {anatomy['marker_specificity']:.3f} with markers pasted "
                      f"outside the lungs (plain validation {val['specificity']:.3f})")
