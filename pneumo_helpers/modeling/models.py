@@ -15,19 +15,23 @@ import tensorflow as tf
 from keras import layers
 
 from ..tasks import get_task
-from .augment import MeanOverViews, RandomReframe, RandomSharpness, StackViews
+from .augment import (MeanOverViews, RandomLocalContrast, RandomReframe, RandomSharpness,
+                      StackViews)
 from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
 
 
 def augmentation(strength: str = "strong", seed: int = 42,
-                 zoom: tuple[float, float] = (0.7, 1.3), shift: float = 0.15) -> keras.Sequential:
+                 zoom: tuple[float, float] = (0.7, 1.3), shift: float = 0.15,
+                 local_contrast: tuple[float, float] | None = None) -> keras.Sequential:
     """Random reframing, gamma and sharpness, the same for both classes (see
     ``augment``); active in training only.
 
     ``"strong"``: zoom log-uniform in ``zoom`` (0.7x to 1.3x), aspect ratio 0.85
     to 1.18, shift up to ``shift`` (15%), rotation up to 6 degrees, gamma 0.7 to 1.4, then
     sharpness from blurred to sharpened (X-ray machines and periods differ in
-    exposure and sharpness as well as framing); ``"none"``: the identity.
+    exposure and sharpness as well as framing), and with ``local_contrast``
+    (a factor range, e.g. ``(0.7, 1.4)``) structure contrast scaled about the
+    local mean (``augment.local_contrast``); ``"none"``: the identity.
     """
     if strength not in ("strong", "none"):
         raise ValueError(f"augment must be 'strong' or 'none', got {strength!r}")
@@ -37,7 +41,8 @@ def augmentation(strength: str = "strong", seed: int = 42,
         RandomReframe(zoom=zoom, shift=shift, rotation=6.0, gamma=(0.7, 1.4),
                       aspect=(0.85, 1.18), seed=seed, dtype="float32"),
         RandomSharpness((0.1, 0.9), value_range=(0, 1), seed=seed + 1, dtype="float32"),
-    ], name="augmentation")
+    ] + ([RandomLocalContrast(local_contrast, seed=seed + 2, dtype="float32")]
+         if local_contrast else []), name="augmentation")
 
 
 def baseline(image_size: int = 128, pixels: int = 32, task="binary", seed: int | None = None,
@@ -83,6 +88,7 @@ def robust_cnn(
     augment: str = "strong",
     zoom: tuple[float, float] = (0.7, 1.3),
     shift: float = 0.15,
+    local_contrast: tuple[float, float] | None = None,
     standardize: bool = True,
     batch_norm: bool = True,
     pooling: str = "avg",
@@ -98,7 +104,8 @@ def robust_cnn(
     In order: ``body_crop`` (:class:`BodyCrop`, a canonical horizontal
     framing), ``equalize`` (:class:`HistogramEqualization`, the same image
     whatever its exposure curve), the random ``augment``\ ation (training
-    only; zoom range ``zoom``, shifts up to ``shift``), ``standardize`` (per-image zero mean, unit
+    only; zoom range ``zoom``, shifts up to ``shift``, structure contrast in
+    ``local_contrast``), ``standardize`` (per-image zero mean, unit
     variance), then per entry of ``filters`` a block of ``convs_per_block``
     3x3 convolutions (``batch_norm``, ReLU) and max pooling, the very first
     convolution strided by ``stem_stride`` (2 quarters the cost of the network
@@ -113,7 +120,7 @@ def robust_cnn(
     # preprocessing stays in float32 under mixed precision; the convolutions follow the policy
     x = BodyCrop(name="body_crop", dtype="float32")(inputs) if body_crop else inputs
     x = HistogramEqualization(name="equalize", dtype="float32")(x) if equalize else x
-    x = augmentation(augment, seed=seed, zoom=zoom, shift=shift)(x)
+    x = augmentation(augment, seed=seed, zoom=zoom, shift=shift, local_contrast=local_contrast)(x)
     if standardize:
         x = PerImageStandardization(dtype="float32")(x)
     for i, f in enumerate(filters):

@@ -231,6 +231,11 @@ RECIPES = {r.name: r for r in [
            "edges cut into the lung fields, as a tighter framing does, seen in training)",
            lungs="crop_mask", network=dict(equalize=True, zoom=(0.85, 1.4), shift=0.06),
            views=TTA_SHIFTS),
+    Recipe("lung_crop_structure", "lung_crop, and structure contrast (ribs, vessels, lung "
+           "texture about the local mean) scaled by 0.7 to 1.4 in training, both classes alike: "
+           "how much of it an X-ray shows is the machine's processing, not the lungs",
+           lungs="crop", network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06,
+                                      local_contrast=(0.7, 1.4)), views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",
