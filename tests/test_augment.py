@@ -173,3 +173,23 @@ def test_structure_measures_what_the_faint_view_removes():
     plain, faint = structure(x), structure(np.asarray(transform(x, **VIEWS["faint_structure"])))
     assert plain.shape == (4,) and (faint < plain).all()
     assert structure(flat.astype("float32"))[0] < 0.5 * plain.min()  # a smooth ramp: little
+
+
+def test_structure_normalization_gives_every_image_one_structure():
+    from pneumo_helpers.modeling.augment import local_contrast
+    from pneumo_helpers.modeling.layers import StructureNormalization
+
+    rng = np.random.default_rng(4)
+    ramp = np.linspace(0.25, 0.75, 64, dtype="float32")[None, :, None, None]
+    x = np.clip(ramp + 0.1 * rng.standard_normal((1, 64, 64, 1)), 0, 1).astype("float32")
+    pair = np.concatenate([np.asarray(local_contrast(x, 0.6)), np.asarray(local_contrast(x, 1.3))])
+
+    def detail(a):
+        return np.abs(a - np.asarray(local_contrast(a, 0.0))).mean(axis=(1, 2, 3))
+
+    assert detail(pair)[0] < 0.6 * detail(pair)[1]
+    layer = StructureNormalization()
+    out = np.asarray(layer(pair))
+    np.testing.assert_allclose(detail(out), layer.level, rtol=0.1)  # one level, whatever came in
+    assert np.abs(out[0] - out[1]).mean() < 0.01  # the same image, faint or strong (but clipping)
+    assert StructureNormalization.from_config(layer.get_config()).level == layer.level

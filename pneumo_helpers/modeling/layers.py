@@ -1,7 +1,7 @@
 """Preprocessing layers that live inside every saved model, the same in
 training and in use (Keras safe mode loads them: each is registered under
-``pneumo>``): per-image standardisation, histogram equalisation, and a
-horizontal crop to the body."""
+``pneumo>``): per-image standardisation, histogram equalisation, one level of
+structure, and a horizontal crop to the body."""
 
 from __future__ import annotations
 
@@ -71,6 +71,34 @@ class HistogramEqualization(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "bins": self.bins}
+
+
+STRUCTURE_LEVEL = 0.08  # about the structure of an equalised crop (``anatomy.structure``)
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class StructureNormalization(layers.Layer):
+    """Bring each image's structure (its mean distance from its local mean:
+    ribs, vessels, texture; ``evaluation.anatomy.structure``) to one
+    ``level``, the local mean kept: an X-ray whose processing shows the lungs'
+    structure faintly and one that shows it strongly reach the network alike,
+    so that only where structure is faint within an image (an opacity), not
+    how faint it is overall, can tell the classes apart. Expects [0, 1]."""
+
+    def __init__(self, level: float = STRUCTURE_LEVEL, **kwargs):
+        super().__init__(**kwargs)
+        self.level = float(level)
+
+    def call(self, x):
+        from .augment import local_contrast
+
+        low = local_contrast(x, 0.0)
+        detail = x - low
+        level = ops.mean(ops.abs(detail), axis=(1, 2, 3), keepdims=True)
+        return ops.clip(low + detail * (self.level / ops.maximum(level, 1e-3)), 0.0, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "level": self.level}
 
 
 def body_columns(x, threshold: float = 0.25):

@@ -17,7 +17,8 @@ from keras import layers
 from ..tasks import get_task
 from .augment import (MeanOverViews, RandomLocalContrast, RandomReframe, RandomSharpness,
                       StackViews)
-from .layers import BodyCrop, HistogramEqualization, PerImageStandardization
+from .layers import (BodyCrop, HistogramEqualization, PerImageStandardization,
+                     StructureNormalization)
 
 
 def augmentation(strength: str = "strong", seed: int = 42,
@@ -85,6 +86,7 @@ def robust_cnn(
     stem_stride: int = 2,
     body_crop: bool = False,
     equalize: bool = False,
+    normalize_structure: bool = False,
     augment: str = "strong",
     zoom: tuple[float, float] = (0.7, 1.3),
     shift: float = 0.15,
@@ -103,7 +105,8 @@ def robust_cnn(
 
     In order: ``body_crop`` (:class:`BodyCrop`, a canonical horizontal
     framing), ``equalize`` (:class:`HistogramEqualization`, the same image
-    whatever its exposure curve), the random ``augment``\ ation (training
+    whatever its exposure curve), ``normalize_structure``
+    (:class:`StructureNormalization`, one level of structure), the random ``augment``\ ation (training
     only; zoom range ``zoom``, shifts up to ``shift``, structure contrast in
     ``local_contrast``), ``standardize`` (per-image zero mean, unit
     variance), then per entry of ``filters`` a block of ``convs_per_block``
@@ -120,6 +123,8 @@ def robust_cnn(
     # preprocessing stays in float32 under mixed precision; the convolutions follow the policy
     x = BodyCrop(name="body_crop", dtype="float32")(inputs) if body_crop else inputs
     x = HistogramEqualization(name="equalize", dtype="float32")(x) if equalize else x
+    if normalize_structure:
+        x = StructureNormalization(name="structure", dtype="float32")(x)
     x = augmentation(augment, seed=seed, zoom=zoom, shift=shift, local_contrast=local_contrast)(x)
     if standardize:
         x = PerImageStandardization(dtype="float32")(x)

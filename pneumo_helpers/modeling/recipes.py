@@ -236,6 +236,11 @@ RECIPES = {r.name: r for r in [
            "how much of it an X-ray shows is the machine's processing, not the lungs",
            lungs="crop", network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06,
                                       local_contrast=(0.7, 1.4)), views=TTA_SHIFTS),
+    Recipe("lung_crop_structure_norm", "lung_crop, each equalised crop's structure brought to "
+           "one level (the local mean kept): how faint the lungs' structure is overall tells "
+           "the network nothing, only where it is faint", lungs="crop",
+           network=dict(equalize=True, normalize_structure=True, zoom=(0.85, 1.15), shift=0.06),
+           views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",
