@@ -244,18 +244,13 @@ class Evaluator:
             area = np.asarray(scores["lung_area"], dtype=float)
             out["lung_area_normal"] = float(np.mean(area[~pneumonia]))
             out["lung_area_pneumonia"] = float(np.mean(area[pneumonia]))
-        mask = self.scale_matched
-        sm = binary_metrics(pneumonia[mask], pneumonia_score(scores["plain"])[mask],
-                            thresholds["pneumonia"])
-        out.update({"sm_auc": sm["roc_auc"], "sm_specificity": sm["specificity"],
-                    "sm_recall": sm["recall"], "sm_n_normal": int((mask & ~pneumonia).sum()),
-                    "sm_n_pneumonia": int((mask & pneumonia).sum())})
-        mask = self.structure_matched
-        st = binary_metrics(pneumonia[mask], pneumonia_score(scores["plain"])[mask],
-                            thresholds["pneumonia"])
-        out.update({"st_auc": st["roc_auc"], "st_specificity": st["specificity"],
-                    "st_recall": st["recall"], "st_n_normal": int((mask & ~pneumonia).sum()),
-                    "st_n_pneumonia": int((mask & pneumonia).sum())})
+        score = pneumonia_score(scores["plain"])
+        for prefix, mask in (("sm", self.scale_matched), ("st", self.structure_matched)):
+            m = binary_metrics(pneumonia[mask], score[mask], thresholds["pneumonia"])
+            out.update({f"{prefix}_auc": m["roc_auc"], f"{prefix}_specificity": m["specificity"],
+                        f"{prefix}_recall": m["recall"],
+                        f"{prefix}_n_normal": int((mask & ~pneumonia).sum()),
+                        f"{prefix}_n_pneumonia": int((mask & pneumonia).sum())})
         if "markers" in stress.index:
             out["marker_specificity"] = float(stress.loc["markers", "specificity"])
         return out
