@@ -119,3 +119,38 @@ def test_same_seed_same_numbers(data_dir):
     assert m1 == m2 and t1 == t2
     s4, _, _ = run(seed=4)
     assert not np.array_equal(s1, s4)  # and the seed does matter
+
+
+def test_moving_average_of_weights_is_what_is_validated_and_kept():
+    """With ``ema``, each epoch is validated on the averaged weights, early
+    stopping keeps the best of those, and they are what the model holds after
+    ``fit``: evaluating it gives the best epoch's validation figure, and the
+    weights differ from a training without the average."""
+    import keras
+    import tensorflow as tf
+
+    from pneumo_helpers.modeling.training import compile_model, fit
+    from pneumo_helpers.tasks import BINARY
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+    def trained(ema):
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+        compile_model(m, BINARY, 0.05, ema=ema)
+        history, _ = fit(m, ds, ds, 4, 64, monitor="val_auc", patience=10, verbose=0)
+        return m, history
+
+    plain, raw = trained(None)
+    averaged, history = trained(0.9)
+    assert averaged.optimizer.use_ema and not plain.optimizer.use_ema
+    # one trajectory of steps (the average does not steer them), validated on other weights
+    assert not np.allclose(raw["val_auc"], history["val_auc"])
+    assert not np.allclose(plain.get_weights()[0], averaged.get_weights()[0])
+    kept = averaged.evaluate(ds, verbose=0, return_dict=True)
+    auc = next(v for k, v in kept.items() if "auc" in k)
+    assert auc == pytest.approx(max(history["val_auc"]), abs=1e-6)

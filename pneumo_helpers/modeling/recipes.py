@@ -37,6 +37,7 @@ class Recipe:
     learning_rate: float = 0.002
     schedule: bool = True  # one warm-up epoch, then cosine decay
     optimizer: str = "adam"
+    ema: float | None = None  # momentum of a moving average of the weights, validated and kept
     balance: bool = True  # 'balanced' class weights
     monitor: str | None = None  # default: the task's
     patience: int = 6
@@ -241,6 +242,15 @@ RECIPES = {r.name: r for r in [
            "the network nothing, only where it is faint", lungs="crop",
            network=dict(equalize=True, normalize_structure=True, zoom=(0.85, 1.15), shift=0.06),
            views=TTA_SHIFTS),
+    Recipe("lung_crop_structure_norm_ema", "lung_crop_structure_norm, the weights kept and "
+           "validated an exponential moving average over about an epoch of steps (momentum "
+           "0.99): a smoother choice of weights, less left to the seed", lungs="crop",
+           network=dict(equalize=True, normalize_structure=True, zoom=(0.85, 1.15), shift=0.06),
+           views=TTA_SHIFTS, ema=0.99),
+    Recipe("lung_crop_ema", "lung_crop, the weights kept and validated an exponential moving "
+           "average over about an epoch of steps (momentum 0.99)", lungs="crop",
+           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS,
+           ema=0.99),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",

@@ -45,11 +45,14 @@ OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop
 
 
 def compile_model(model: keras.Model, task: Task, learning_rate=1e-3,
-                  optimizer: str = "adam") -> keras.Model:
-    """Compile with the task's loss and metrics. ``learning_rate`` may be a schedule."""
+                  optimizer: str = "adam", ema: float | None = None) -> keras.Model:
+    """Compile with the task's loss and metrics. ``learning_rate`` may be a
+    schedule. ``ema``: the momentum of an exponential moving average of the
+    weights kept by the optimizer (see :func:`fit`), or ``None``."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+    averaged = dict(use_ema=True, ema_momentum=ema) if ema else {}
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **averaged),
                   loss=task.loss(), metrics=task.compile_metrics())
     return model
 
@@ -66,6 +69,9 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
         monitor: str = "val_auc", patience: int = 5,
         verbose: int | str = "auto") -> tuple[dict, dict]:
     """Fit with early stopping that restores the best epoch (on validation).
+    With an optimizer that keeps a moving average of the weights
+    (``compile_model(ema=)``), validation, the best epoch and the weights kept
+    are the averaged ones.
 
     ``n_train`` is the number of training images (for the throughput figure).
     Returns the history and a timing dict (``train_seconds``,
@@ -74,9 +80,12 @@ def fit(model: keras.Model, train_ds, val_ds, epochs: int, n_train: int, class_w
     mode = "min" if "loss" in monitor else "max"
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
                                          restore_best_weights=True)
+    callbacks = [stop]
+    if getattr(model.optimizer, "use_ema", False):  # the average in the model at each epoch's end
+        callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), stop]
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                        class_weight=class_weight, callbacks=[stop], verbose=verbose)
+                        class_weight=class_weight, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
     timing = {"train_seconds": round(seconds, 2), "epochs_run": epochs_run,
@@ -146,7 +155,7 @@ def fit_network(network: keras.Model, data, recipe, epochs: int, seed: int,
     if recipe.schedule:
         lr = cosine_schedule(lr, epochs, math.ceil(len(y_train) / data.batch_size))
     with scope(strategy):
-        compile_model(network, task, lr, recipe.optimizer)
+        compile_model(network, task, lr, recipe.optimizer, recipe.ema)
     train_ds = recipe.training_images(data, seed)
     val_ds = recipe.prepared(data, "validation")
     return fit(network, train_ds, val_ds, epochs, n_train=len(y_train),
