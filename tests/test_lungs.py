@@ -290,3 +290,69 @@ def test_cam_resolution_is_the_last_convolution_side():
 
     assert cam_resolution(robust_cnn(64, seed=0)) == 4  # stride-2 stem and 3 poolings
     assert cam_resolution(robust_cnn(128, seed=0)) == 8
+
+
+def test_matched_weights_give_each_class_the_pooled_distribution():
+    """training.matched_weights: each class's weights sum alike and, within
+    each class, the covariate's weighted bins follow all images' bins; a
+    class rare in a bin is capped at ``clip`` times the mean weight."""
+    from pneumo_helpers.modeling.training import matched_weights
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], [300, 700])
+    covariate = np.where(labels == 0, rng.normal(1.0, 0.3, 1000), rng.normal(0.7, 0.3, 1000))
+    w = matched_weights(labels, covariate, bins=4, clip=50.0)
+    assert w.shape == (1000,) and abs(w.mean() - 1) < 1e-5 and (w > 0).all()
+    assert abs(w[labels == 0].sum() - w[labels == 1].sum()) < 1e-3 * w.sum()
+    edges = np.quantile(covariate, [0.25, 0.5, 0.75])
+    binned = np.searchsorted(edges, covariate, side="right")
+    pooled = np.bincount(binned, minlength=4) / 1000
+    for c in (0, 1):
+        share = np.bincount(binned[labels == c], weights=w[labels == c], minlength=4)
+        assert np.allclose(share / share.sum(), pooled, atol=1e-6)
+    # unweighted, the covariate tells the classes apart; weighted, within each bin it cannot
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(labels, -covariate) > 0.7
+    assert abs(roc_auc_score(labels, -binned, sample_weight=w) - 0.5) < 1e-6
+    capped = matched_weights(labels, covariate, bins=4, clip=2.0)
+    assert w.max() > 2.5 and capped.max() < w.max()
+    assert np.isclose(capped.max(), 2.0 / np.minimum(w, 2.0).mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="one length"):
+        matched_weights(labels[:5], covariate)
+
+
+def test_structure_balanced_batches_carry_the_weights_of_their_images(small_split, monkeypatch):
+    """lung_crop_structure_balanced's training batches are every crop once per
+    epoch with its own label and the weight ``structure_weights`` gives it;
+    under those weights structure tells the classes apart less; and fitting
+    on them uses those weights alone (no class weights on top)."""
+    from sklearn.metrics import roc_auc_score
+
+    from pneumo_helpers.modeling import training
+    from pneumo_helpers.modeling.recipes import get_recipe, structure_weights
+
+    recipe = get_recipe("lung_crop_structure_balanced")
+    size = small_split.image_size
+    seen = small_split.images("train", recipe.decode_size(small_split), recipe.preprocess(size))
+    crops = np.concatenate([x.numpy() for x, _ in seen.batch(64)])
+    weights = structure_weights(small_split, recipe)
+    labels = small_split.labels("train")
+    assert weights.shape == labels.shape and not np.allclose(weights, weights[0])
+    found = []
+    for x, y, w in recipe.training_images(small_split, seed=1):
+        for image, label, weight in zip(x.numpy(), y.numpy(), w.numpy()):
+            i = int(np.argmin(np.abs(crops - image).reshape(len(crops), -1).max(axis=1)))
+            assert np.array_equal(crops[i], image)
+            assert label == labels[i] and weight == weights[i]
+            found.append(i)
+    assert sorted(found) == list(range(len(crops)))
+    s = anatomy.structure(crops)
+    plain, weighted = roc_auc_score(labels, -s), roc_auc_score(labels, -s, sample_weight=weights)
+    assert abs(weighted - 0.5) < abs(plain - 0.5)
+    seen_by_fit = {}
+    monkeypatch.setattr(training, "fit", lambda *a, **k: seen_by_fit.update(k) or ({}, {}))
+    network = recipe.build(size, small_split.task, 1)
+    training.fit_network(network, small_split, recipe, 1, 1)
+    assert seen_by_fit["class_weight"] is None
+    training.fit_network(network, small_split, get_recipe("lung_crop"), 1, 1)
+    assert seen_by_fit["class_weight"] is not None

@@ -31,6 +31,7 @@ class Recipe:
     network: dict = field(default_factory=dict)
     lungs: str | None = None
     scale_balanced: bool = False  # training zoom that gives both classes one lung-field scale
+    structure_balanced: bool = False  # weights that give every class one structure distribution
     context_swap: float = 0.0  # share of training crops given another image's surroundings
     image_size: int | None = None  # the network's input size, if not the split's
     views: tuple = TTA_FRAMES
@@ -88,9 +89,17 @@ class Recipe:
         recipes), that share of the training crops keep their own lung fields
         and take everything around them from another training image of either
         class, drawn anew each epoch: what surrounds the lungs (shoulders,
-        neck, markers, the child's size) then tells the network nothing."""
+        neck, markers, the child's size) then tells the network nothing.
+        With ``structure_balanced``, ``(image, label, weight)`` batches: each
+        training image weighted (``training.matched_weights``) so that every
+        class counts alike and, within each class, the lungs' structure
+        (``evaluation.anatomy.structure`` of the image as the network sees
+        it) has the distribution it has over all training images: how faint
+        the structure is then tells the network nothing about the label."""
         if self.scale_balanced:
             return _scale_balanced(data, self.network_size(data), seed)
+        if self.structure_balanced:
+            return _structure_balanced(data, self, seed)
         if self.context_swap:
             return _context_swapped(data, self, seed)
         return self.prepared(data, "train", shuffle_seed=seed)
@@ -149,6 +158,37 @@ def _scale_balanced(data, size: int, seed: int):
         return x, y
 
     return keyed.batch(data.batch_size).map(zoom, num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)
+
+
+def structure_weights(data, recipe) -> np.ndarray:
+    """The training images' weights of a ``structure_balanced`` recipe, in
+    table order (see ``Recipe.training_images``); found once per split."""
+    from ..data.pipeline import batched
+    from ..evaluation.anatomy import structure
+    from .training import matched_weights
+
+    size = recipe.network_size(data)
+    seen = data.images("train", recipe.decode_size(data), recipe.preprocess(size))
+
+    def weights():
+        images = np.concatenate([x.numpy() for x, _ in batched(seen, 64)])
+        return matched_weights(data.labels("train"), structure(images))
+
+    return data.memo(("structure_weights", recipe.lungs, size), weights)
+
+
+def _structure_balanced(data, recipe, seed: int):
+    """See ``Recipe.training_images``: the training images as the network
+    sees them, with their weights, shuffled anew each epoch."""
+    import tensorflow as tf
+
+    size = recipe.network_size(data)
+    seen = data.images("train", recipe.decode_size(data), recipe.preprocess(size))
+    weights = structure_weights(data, recipe)
+    rows = tf.data.Dataset.zip((seen, tf.data.Dataset.from_tensor_slices(weights)))
+    rows = rows.shuffle(len(weights), seed=seed, reshuffle_each_iteration=True)
+    return rows.map(lambda xy, w: (xy[0], xy[1], w)).batch(data.batch_size) \
         .prefetch(tf.data.AUTOTUNE)
 
 
@@ -251,6 +291,11 @@ RECIPES = {r.name: r for r in [
            "average over about an epoch of steps (momentum 0.99)", lungs="crop",
            network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS,
            ema=0.99),
+    Recipe("lung_crop_structure_balanced", "lung_crop, each training image weighted so that "
+           "both classes count alike and, within each, the lungs' structure has one "
+           "distribution (ribs and vessels faint in both classes as often): faint structure "
+           "alone no longer tells pneumonia", lungs="crop", structure_balanced=True,
+           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",

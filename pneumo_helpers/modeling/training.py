@@ -41,6 +41,33 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
         warmup_target=learning_rate if warm else None, warmup_steps=warm)
 
 
+def matched_weights(labels, covariate, bins: int = 8, clip: float = 6.0) -> np.ndarray:
+    """Per-image training weights under which every class counts as much as
+    the others (as :func:`class_weights`) and, within each class, ``covariate``
+    has the distribution it has over all images: the images are put into
+    ``bins`` bins of equal count of the covariate, and an image of class ``c``
+    in bin ``b`` weighs ``n_b / (k n_cb)`` (``k`` classes). A class rare in a
+    bin has its few images there weigh more, at most ``clip`` times the mean
+    weight; the weights are then scaled to a mean of 1. Under them the
+    covariate, binned, tells the classes apart no better than chance."""
+    labels, covariate = np.asarray(labels), np.asarray(covariate, dtype=float)
+    if labels.shape != covariate.shape or labels.ndim != 1 or len(labels) == 0:
+        raise ValueError(f"labels and covariate must be two vectors of one length, got "
+                         f"{labels.shape} and {covariate.shape}")
+    edges = np.quantile(covariate, np.linspace(0, 1, bins + 1)[1:-1])
+    binned = np.searchsorted(edges, covariate, side="right")
+    classes = np.unique(labels)
+    weights = np.zeros(len(labels))
+    for b in np.unique(binned):
+        in_bin = binned == b
+        for c in classes:
+            cell = in_bin & (labels == c)
+            if cell.any():
+                weights[cell] = in_bin.sum() / (len(classes) * cell.sum())
+    weights = np.minimum(weights / weights.mean(), clip)
+    return (weights / weights.mean()).astype("float32")
+
+
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
 
 
@@ -158,6 +185,7 @@ def fit_network(network: keras.Model, data, recipe, epochs: int, seed: int,
         compile_model(network, task, lr, recipe.optimizer, recipe.ema)
     train_ds = recipe.training_images(data, seed)
     val_ds = recipe.prepared(data, "validation")
+    weighted = recipe.balance and not recipe.structure_balanced  # those weights balance classes
     return fit(network, train_ds, val_ds, epochs, n_train=len(y_train),
-               class_weight=class_weights(y_train) if recipe.balance else None,
+               class_weight=class_weights(y_train) if weighted else None,
                monitor=recipe.monitor or task.monitor, patience=recipe.patience, verbose=verbose)
