@@ -32,6 +32,7 @@ class Recipe:
     lungs: str | None = None
     scale_balanced: bool = False  # training zoom that gives both classes one lung-field scale
     structure_balanced: bool = False  # weights that give every class one structure distribution
+    lung_focus: float = 0.0  # weight of the evidence share outside the lungs in the loss
     context_swap: float = 0.0  # share of training crops given another image's surroundings
     image_size: int | None = None  # the network's input size, if not the split's
     views: tuple = TTA_FRAMES
@@ -295,6 +296,11 @@ RECIPES = {r.name: r for r in [
            "both classes count alike and, within each, the lungs' structure has one "
            "distribution (ribs and vessels faint in both classes as often): faint structure "
            "alone no longer tells pneumonia", lungs="crop", structure_balanced=True,
+           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
+    Recipe("lung_crop_focus", "lung_crop, and the loss asks the network to find its "
+           "evidence inside the lung fields: each training image also pays the share of its "
+           "class evidence (the dense head on the last block's map, what Grad-CAM reads) "
+           "outside its lungs", lungs="crop", lung_focus=1.0,
            network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "

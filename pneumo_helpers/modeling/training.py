@@ -181,6 +181,9 @@ def fit_network(network: keras.Model, data, recipe, epochs: int, seed: int,
     lr = learning_rate or recipe.learning_rate
     if recipe.schedule:
         lr = cosine_schedule(lr, epochs, math.ceil(len(y_train) / data.batch_size))
+    if recipe.lung_focus:
+        from .lung_focus import fit_focused
+        return fit_focused(network, data, recipe, epochs, seed, lr, verbose)
     with scope(strategy):
         compile_model(network, task, lr, recipe.optimizer, recipe.ema)
     train_ds = recipe.training_images(data, seed)

@@ -1,0 +1,147 @@
+"""Training that asks the network to find its evidence inside the lung fields.
+
+"Right for the right reasons" (Ross, Hughes and Doshi-Velez, 2017) penalises
+input gradients outside the region that should decide; here the penalty is
+on the network's own class evidence, the map Grad-CAM approximates: for the
+robust CNN (last convolution block, ReLU, global pooling, one dense unit),
+the evidence at each cell of the last block's ``h x w`` map is the dense
+kernel applied to that cell's activations. Besides the task's loss, each
+training image pays ``Recipe.lung_focus`` times the share of its absolute
+evidence that lies outside its lung fields (the lung-field model's masks, in
+the space of the network's input, at the map's resolution). The network
+trained is the plain network: the penalty lives in a training-only wrapper
+that shares its weights, and the saved model is unchanged in form.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+COVER = 0.25  # a map cell belongs to the lungs when they cover at least this share of it
+
+
+def evidence_activation(network: keras.Model) -> keras.layers.Layer:
+    """The layer whose output is the map the evidence is read from: the last
+    activation before the global pooling (after the last convolution)."""
+    chosen = None
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Activation):
+            chosen = layer
+        if isinstance(layer, (keras.layers.GlobalAveragePooling2D,
+                              keras.layers.GlobalMaxPooling2D)):
+            break
+    else:
+        raise ValueError(f"{network.name} has no global pooling: no evidence map to read")
+    if chosen is None:
+        raise ValueError(f"{network.name} has no activation before its global pooling")
+    return chosen
+
+
+def evidence(activations, kernel) -> tf.Tensor:
+    """``(n, h, w)``: the dense ``kernel`` ``(channels, 1)`` applied to every
+    cell of ``activations`` ``(n, h, w, channels)``."""
+    a = tf.cast(activations, tf.float32)
+    return tf.tensordot(a, tf.cast(kernel[:, 0], tf.float32), axes=[[3], [0]])
+
+
+def outside_share(kernel):
+    """The loss ``(lung mask, activations) -> (n,)``: each image's share of
+    absolute evidence outside its lungs (0 when all of it is inside)."""
+    def loss(lungs, activations):
+        e = tf.abs(evidence(activations, kernel))
+        inside = tf.cast(tf.reshape(lungs, tf.shape(e)), tf.float32)
+        total = tf.reduce_sum(e, axis=(1, 2)) + 1e-6
+        return tf.reduce_sum(e * (1.0 - inside), axis=(1, 2)) / total
+    return loss
+
+
+def map_masks(lungs: np.ndarray, resolution: int, cover: float = COVER) -> np.ndarray:
+    """Lung masks ``(n, size, size)`` at the evidence map's ``resolution``:
+    a cell is lung when the lungs cover at least ``cover`` of it."""
+    cells = tf.image.resize(np.asarray(lungs, "float32")[..., None], (resolution, resolution),
+                            method="area").numpy()[..., 0]
+    return (cells >= cover).astype("float32")
+
+
+def masks(data, recipe, subset: str, resolution: int) -> np.ndarray:
+    """The lung masks of ``subset``'s images, in table order, as the network
+    sees the images (cut to the recipe's crop) at ``resolution``; found once
+    per split."""
+    from ..data.pipeline import batched
+    from ..evaluation.anatomy import lungs_as_the_network_sees_them
+    from ..lungs.fields import lung_fields
+
+    size = recipe.network_size(data)
+
+    def compute():
+        full = np.concatenate([x.numpy() for x, _ in batched(
+            data.images(subset, recipe.decode_size(data)), 64)])
+        probability, boxes, _ = lung_fields(full)
+        return map_masks(lungs_as_the_network_sees_them(recipe, probability, boxes, size),
+                         resolution)
+
+    return data.memo(("lung_focus_masks", subset, recipe.lungs, size, resolution), compute)
+
+
+def focus_model(network: keras.Model) -> keras.Model:
+    """The training wrapper: the network's output (``"score"``) and its
+    evidence map's activations (``"lungs"``), sharing every weight."""
+    return keras.Model(network.inputs, {"score": network.output,
+                                        "lungs": evidence_activation(network).output},
+                       name=f"{network.name}_focus")
+
+
+def _batches(data, recipe, subset: str, resolution: int, weights=None, seed=None):
+    size = recipe.network_size(data)
+    images = data.images(subset, recipe.decode_size(data), recipe.preprocess(size))
+    lungs = masks(data, recipe, subset, resolution)
+    w = np.ones(len(lungs), "float32") if weights is None else np.asarray(weights, "float32")
+    rows = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices((lungs, w))))
+    if seed is not None:
+        rows = rows.shuffle(len(lungs), seed=seed, reshuffle_each_iteration=True)
+    rows = rows.map(lambda xy, mw: (xy[0], {"score": xy[1], "lungs": mw[0]},
+                                    {"score": mw[1], "lungs": mw[1]}))
+    return rows.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_focused(network: keras.Model, data, recipe, epochs: int, seed: int, learning_rate,
+                verbose=0) -> tuple[dict, dict]:
+    """``training.fit_network`` for a recipe with ``lung_focus``: the network
+    fitted through :func:`focus_model`, its loss the task's plus
+    ``recipe.lung_focus`` times :func:`outside_share`, classes balanced by
+    per-image weights, early stopping on the score's validation figure.
+    Binary task only. Returns the history (the score's figures under their
+    usual names) and the timing."""
+    from .training import class_weights, fit
+
+    task = data.task
+    if not task.is_binary:
+        raise ValueError("lung_focus is for the binary task (one evidence map per image)")
+    model = focus_model(network)
+    resolution = int(evidence_activation(network).output.shape[1])
+    optimizer = {"adam": keras.optimizers.Adam,
+                 "rmsprop": keras.optimizers.RMSprop}[recipe.optimizer](learning_rate)
+    head = network.layers[-1]
+    model.compile(optimizer=optimizer,
+                  loss={"score": task.loss(), "lungs": outside_share(head.kernel)},
+                  loss_weights={"score": 1.0, "lungs": recipe.lung_focus},
+                  metrics={"score": task.compile_metrics()})
+    y = data.labels("train")
+    cw = class_weights(y) if recipe.balance else {int(c): 1.0 for c in np.unique(y)}
+    train = _batches(data, recipe, "train", resolution, [cw[int(c)] for c in y], seed)
+    val = _batches(data, recipe, "validation", resolution)
+    monitor = recipe.monitor or task.monitor
+    history, timing = fit(model, train, val, epochs, n_train=len(y), monitor=_named(monitor),
+                          patience=recipe.patience, verbose=verbose)
+    renamed = {(k if k.endswith("loss") else k.replace("score_", "")): v
+               for k, v in history.items()}
+    return renamed, timing
+
+
+def _named(monitor: str) -> str:
+    """The wrapper's name of a monitored figure (``val_auc`` -> ``val_score_auc``)."""
+    if monitor.startswith("val_") and monitor != "val_loss":
+        return "val_score_" + monitor[4:]
+    return monitor
