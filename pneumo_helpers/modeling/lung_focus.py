@@ -107,27 +107,27 @@ def _batches(data, recipe, subset: str, resolution: int, weights=None, seed=None
 
 
 def fit_focused(network: keras.Model, data, recipe, epochs: int, seed: int, learning_rate,
-                verbose=0) -> tuple[dict, dict]:
+                strategy=None, verbose=0) -> tuple[dict, dict]:
     """``training.fit_network`` for a recipe with ``lung_focus``: the network
     fitted through :func:`focus_model`, its loss the task's plus
     ``recipe.lung_focus`` times :func:`outside_share`, classes balanced by
     per-image weights, early stopping on the score's validation figure.
     Binary task only. Returns the history (the score's figures under their
     usual names) and the timing."""
-    from .training import class_weights, fit
+    from .distribute import scope
+    from .training import class_weights, fit, make_optimizer
 
     task = data.task
     if not task.is_binary:
         raise ValueError("lung_focus is for the binary task (one evidence map per image)")
-    model = focus_model(network)
     resolution = int(evidence_activation(network).output.shape[1])
-    optimizer = {"adam": keras.optimizers.Adam,
-                 "rmsprop": keras.optimizers.RMSprop}[recipe.optimizer](learning_rate)
     head = network.layers[-1]
-    model.compile(optimizer=optimizer,
-                  loss={"score": task.loss(), "lungs": outside_share(head.kernel)},
-                  loss_weights={"score": 1.0, "lungs": recipe.lung_focus},
-                  metrics={"score": task.compile_metrics()})
+    with scope(strategy):
+        model = focus_model(network)
+        model.compile(optimizer=make_optimizer(recipe.optimizer, learning_rate, recipe.ema),
+                      loss={"score": task.loss(), "lungs": outside_share(head.kernel)},
+                      loss_weights={"score": 1.0, "lungs": recipe.lung_focus},
+                      metrics={"score": task.compile_metrics()})
     y = data.labels("train")
     cw = class_weights(y) if recipe.balance else {int(c): 1.0 for c in np.unique(y)}
     train = _batches(data, recipe, "train", resolution, [cw[int(c)] for c in y], seed)

@@ -76,12 +76,18 @@ def compile_model(model: keras.Model, task: Task, learning_rate=1e-3,
     """Compile with the task's loss and metrics. ``learning_rate`` may be a
     schedule. ``ema``: the momentum of an exponential moving average of the
     weights kept by the optimizer (see :func:`fit`), or ``None``."""
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, ema), loss=task.loss(),
+                  metrics=task.compile_metrics())
+    return model
+
+
+def make_optimizer(optimizer: str = "adam", learning_rate=1e-3, ema: float | None = None):
+    """The optimizer called ``optimizer`` (a key of :data:`OPTIMIZERS`), with a
+    moving average of the weights of momentum ``ema`` when given."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     averaged = dict(use_ema=True, ema_momentum=ema) if ema else {}
-    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **averaged),
-                  loss=task.loss(), metrics=task.compile_metrics())
-    return model
+    return OPTIMIZERS[optimizer](learning_rate=learning_rate, **averaged)
 
 
 def predict_scores(model: keras.Model, ds) -> np.ndarray:
@@ -183,7 +189,7 @@ def fit_network(network: keras.Model, data, recipe, epochs: int, seed: int,
         lr = cosine_schedule(lr, epochs, math.ceil(len(y_train) / data.batch_size))
     if recipe.lung_focus:
         from .lung_focus import fit_focused
-        return fit_focused(network, data, recipe, epochs, seed, lr, verbose)
+        return fit_focused(network, data, recipe, epochs, seed, lr, strategy, verbose)
     with scope(strategy):
         compile_model(network, task, lr, recipe.optimizer, recipe.ema)
     train_ds = recipe.training_images(data, seed)
