@@ -13,13 +13,14 @@ STAMP    := $(VENV)/.installed
 export DATA_DIR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup test results segmenter bench distil notebooks lab clean
+.PHONY: help setup test results segmenter bench distil lung-focus notebooks lab clean
 
 help:
 	@echo "make results [DATA_DIR=data/chest_xray] [OUT_DIR=reports]  train + evaluate the final model"
 	@echo "make test    [DATA_DIR=data/chest_xray]                    run the tests"
 	@echo "make bench   [DATA_DIR=...] [OUT_DIR=reports]      throughput and memory, original vs final"
 	@echo "make distil  [DATA_DIR=...] [OUT_DIR=reports]      one network distilled from OUT_DIR/model.keras"
+	@echo "make lung-focus [DATA_DIR=...] [OUT_DIR=reports]   lung_crop with its evidence asked into the lungs"
 	@echo "make notebooks [DATA_DIR=...]   re-run every chapter in notebooks/ in place"
 	@echo "make segmenter [MASKS_DIR=...] [DATA_DIR=...]  retrain the shipped lung-field model"
 	@echo "make lab                        open the notebooks in JupyterLab"
@@ -56,6 +57,11 @@ bench: $(STAMP)
 distil: $(STAMP)
 	@$(BIN)/pneumo check-output "$(OUT_DIR)" "$(DATA_DIR)" > /dev/null
 	$(BIN)/python benchmarks/distil.py "$(DATA_DIR)" --teacher "$(OUT_DIR)/model.keras" --out "$(OUT_DIR)/distilled"
+
+# lung_crop trained with the evidence-outside-the-lungs penalty at several weights, 3 seeds
+# each, on chapter 08's validation instruments (reuses chapter 08's cache in runs/08_lungs)
+lung-focus: $(STAMP)
+	$(BIN)/python benchmarks/lung_focus.py "$(DATA_DIR)" --out "$(OUT_DIR)/lung_focus"
 
 # Chapters run in notebooks/: a relative DATA_DIR (from the project root) gets a ../
 notebooks: $(STAMP)
