@@ -69,20 +69,11 @@ def masks(data, recipe, subset: str, resolution: int) -> np.ndarray:
     """The lung masks of ``subset``'s images, in table order, as the network
     sees the images (cut to the recipe's crop) at ``resolution``; found once
     per split."""
-    from ..data.pipeline import batched
-    from ..evaluation.anatomy import lungs_as_the_network_sees_them
-    from ..lungs.fields import lung_fields
+    from .recipes import lung_masks_as_seen
 
-    size = recipe.network_size(data)
-
-    def compute():
-        full = np.concatenate([x.numpy() for x, _ in batched(
-            data.images(subset, recipe.decode_size(data)), 64)])
-        probability, boxes, _ = lung_fields(full)
-        return map_masks(lungs_as_the_network_sees_them(recipe, probability, boxes, size),
-                         resolution)
-
-    return data.memo(("lung_focus_masks", subset, recipe.lungs, size, resolution), compute)
+    return data.memo(("lung_focus_masks", subset, recipe.lungs, recipe.network_size(data),
+                      resolution),
+                     lambda: map_masks(lung_masks_as_seen(data, recipe, subset), resolution))
 
 
 def focus_model(network: keras.Model) -> keras.Model:

@@ -162,6 +162,25 @@ def _scale_balanced(data, size: int, seed: int):
         .prefetch(tf.data.AUTOTUNE)
 
 
+def lung_masks_as_seen(data, recipe, subset: str) -> np.ndarray:
+    """``(n, size, size)`` float masks of ``subset``'s lung fields, in table
+    order, in the space of ``recipe``'s network input (cut to its crop; see
+    ``evaluation.anatomy.lungs_as_the_network_sees_them``); found once per split."""
+    from ..data.pipeline import batched
+    from ..evaluation.anatomy import lungs_as_the_network_sees_them
+    from ..lungs.fields import lung_fields
+
+    size = recipe.network_size(data)
+
+    def masks():
+        full = np.concatenate([x.numpy() for x, _ in batched(
+            data.images(subset, recipe.decode_size(data)), 64)])
+        probability, boxes, _ = lung_fields(full)
+        return lungs_as_the_network_sees_them(recipe, probability, boxes, size).astype("float32")
+
+    return data.memo(("lung_masks_in_crop", subset, recipe.lungs, size), masks)
+
+
 def structure_weights(data, recipe) -> np.ndarray:
     """The training images' weights of a ``structure_balanced`` recipe, in
     table order (see ``Recipe.training_images``); found once per split."""
@@ -200,23 +219,12 @@ def _context_swapped(data, recipe, seed: int):
     another crop of the batch."""
     import tensorflow as tf
 
-    from ..data.pipeline import batched
-    from ..evaluation.anatomy import lungs_as_the_network_sees_them
-    from ..lungs.fields import lung_fields
-
     size = recipe.network_size(data)
     crops = data.images("train", recipe.decode_size(data), recipe.preprocess(size))
-
-    def masks():
-        full = np.concatenate([x.numpy() for x, _ in batched(
-            data.images("train", recipe.decode_size(data)), 64)])
-        probability, boxes, _ = lung_fields(full)
-        return lungs_as_the_network_sees_them(recipe, probability, boxes, size).astype("float32")
-
     k = max(1, int(round(0.04 * size)) * 2 + 1)
 
     def dilated():  # once per split, not per batch: a k x k max pool is slow on the CPU
-        lungs = data.memo(("lung_masks_in_crop", recipe.lungs, size), masks)[..., None]
+        lungs = lung_masks_as_seen(data, recipe, "train")[..., None]
         return np.concatenate([  # separable: rows then columns, the same maximum
             tf.nn.max_pool2d(tf.nn.max_pool2d(lungs[i:i + 64], (k, 1), 1, "SAME"), (1, k), 1,
                              "SAME").numpy() for i in range(0, len(lungs), 64)])
