@@ -412,3 +412,32 @@ def test_lung_focus_trains_the_plain_network_and_moves_its_evidence_into_the_lun
         return float(np.mean(lung_focus.outside_share(network.layers[-1].kernel)(lungs, acts)))
 
     assert outside(30.0) < outside(0.0) - 0.05  # 0.25 against 0.35 here
+
+
+def test_lung_focus_training_mask_follows_the_networks_reframing():
+    """lung_focus.training_model: in training, the lung cells it reads are the
+    mask reframed by the network's own random reframing with the image's draw
+    (the same draw as the image alone would get), not the mask as given; in
+    inference, the mask as given at the map's resolution."""
+    import tensorflow as tf
+
+    from pneumo_helpers.modeling import lung_focus
+    from pneumo_helpers.modeling.augment import RandomReframe
+    from pneumo_helpers.modeling.recipes import get_recipe
+
+    network = get_recipe("lung_crop_focus").build(64, "binary", 3)
+    model = lung_focus.training_model(network)
+    mask = np.zeros((6, 64, 64, 1), "float32")
+    mask[:, 8:56, 6:28], mask[:, 8:56, 36:58] = 1, 1  # two lungs
+    r = lung_focus.evidence_activation(network).output.shape[1]
+    plain = model([mask, mask], training=False)["lungs"].numpy()[..., -1]
+    assert np.array_equal(plain, lung_focus.map_masks(mask[..., 0], r))
+
+    reframe = next(layer for layer in network.get_layer("augmentation").layers
+                   if isinstance(layer, RandomReframe))
+    state = reframe.generator.state.numpy()
+    moved = model([mask, mask], training=True)["lungs"].numpy()[..., -1]
+    reframe.generator.state.assign(state)
+    alone = reframe(tf.constant(mask), training=True).numpy()[..., 0]
+    assert np.array_equal(moved, lung_focus.map_masks(alone, r))
+    assert not np.array_equal(moved, plain)  # the mask moved with the image

@@ -11,6 +11,14 @@ evidence that lies outside its lung fields (the lung-field model's masks, in
 the space of the network's input, at the map's resolution). The network
 trained is the plain network: the penalty lives in a training-only wrapper
 that shares its weights, and the saved model is unchanged in form.
+
+The network reframes its training images at random (zoom, aspect, shift,
+rotation: ``augment.RandomReframe``), so a mask drawn on the image as
+cropped is not where the lungs are in what the network sees. The wrapper
+(:func:`training_model`) takes the mask as a second input, stacks it with
+the image as a second channel for the network's own reframing layer (one
+draw for both), and reads it back at the map's resolution: the penalty
+asks for the evidence where the lungs are in the reframed image.
 """
 
 from __future__ import annotations
@@ -84,15 +92,79 @@ def focus_model(network: keras.Model) -> keras.Model:
                        name=f"{network.name}_focus")
 
 
-def _batches(data, recipe, subset: str, resolution: int, weights=None, seed=None):
+def _chain(network: keras.Model) -> list:
+    """The network's layers after its input, checked to form one chain (each
+    layer fed by the one before), as ``robust_cnn`` builds them."""
+    chain = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+    previous = network.inputs[0]
+    for layer in chain:
+        if layer.input is not previous:
+            raise ValueError(f"{network.name} is not one chain of layers at {layer.name}: "
+                             "the lung mask cannot follow its reframing")
+        previous = layer.output
+    return chain
+
+
+def training_model(network: keras.Model, cover: float = COVER) -> keras.Model:
+    """The training wrapper: inputs ``[image, lung mask]`` (both ``(size, size,
+    1)``), outputs the network's score (``"score"``) and, as ``"lungs"``, its
+    evidence map's activations with one more channel, the lung cells of the
+    mask after the network's own random reframing (the same draw as the image,
+    :class:`augment.RandomReframe` on the two stacked channels; its gamma
+    leaves 0 and 1 as they are), at the map's resolution (a cell is lung when
+    the mask covers at least ``cover`` of it). Shares every weight."""
+    from .augment import RandomReframe
+
+    chain = _chain(network)
+    target = evidence_activation(network)
+    image = network.inputs[0]
+    lungs = keras.Input(image.shape[1:], name="lung_mask")
+    x, m, acts, reframed = image, lungs, None, False
+    for layer in chain:
+        inner = getattr(layer, "layers", None)
+        if inner and isinstance(inner[0], RandomReframe):
+            both = inner[0](keras.layers.Concatenate(dtype="float32")([x, m]))
+            x, m = both[..., :1], both[..., 1:]
+            for sub in inner[1:]:
+                x = sub(x)
+            reframed = True
+        else:
+            x = layer(x)
+        if layer is target:
+            acts = x
+    if not reframed:
+        raise ValueError(f"{network.name} has no reframing augmentation for the mask to follow")
+    resolution = int(acts.shape[1])
+    cells = keras.ops.image.resize(m, (resolution, resolution), interpolation="area")
+    cells = keras.ops.cast(keras.ops.greater_equal(cells, cover), "float32")
+    joined = keras.layers.Concatenate(dtype="float32")([keras.ops.cast(acts, "float32"), cells])
+    return keras.Model([image, lungs], {"score": x, "lungs": joined},
+                       name=f"{network.name}_focus_training")
+
+
+def outside_share_joined(kernel):
+    """:func:`outside_share` for :func:`training_model`'s ``"lungs"`` output
+    (the activations with the lung cells as their last channel); the target
+    is not read."""
+    share = outside_share(kernel)
+
+    def loss(_, joined):
+        return share(joined[..., -1], joined[..., :-1])
+    return loss
+
+
+def _batches(data, recipe, subset: str, weights=None, seed=None):
     size = recipe.network_size(data)
     images = data.images(subset, recipe.decode_size(data), recipe.preprocess(size))
-    lungs = masks(data, recipe, subset, resolution)
+    from .recipes import lung_masks_as_seen
+
+    lungs = lung_masks_as_seen(data, recipe, subset)
     w = np.ones(len(lungs), "float32") if weights is None else np.asarray(weights, "float32")
     rows = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices((lungs, w))))
     if seed is not None:
         rows = rows.shuffle(len(lungs), seed=seed, reshuffle_each_iteration=True)
-    rows = rows.map(lambda xy, mw: (xy[0], {"score": xy[1], "lungs": mw[0]},
+    rows = rows.map(lambda xy, mw: ((xy[0], mw[0][..., None]),
+                                    {"score": xy[1], "lungs": tf.zeros((1,))},
                                     {"score": mw[1], "lungs": mw[1]}))
     return rows.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -100,7 +172,7 @@ def _batches(data, recipe, subset: str, resolution: int, weights=None, seed=None
 def fit_focused(network: keras.Model, data, recipe, epochs: int, seed: int, learning_rate,
                 strategy=None, verbose=0) -> tuple[dict, dict]:
     """``training.fit_network`` for a recipe with ``lung_focus``: the network
-    fitted through :func:`focus_model`, its loss the task's plus
+    fitted through :func:`training_model` (the masks follow its reframing), its loss the task's plus
     ``recipe.lung_focus`` times :func:`outside_share`, classes balanced by
     per-image weights, early stopping on the score's validation figure.
     Binary task only. Returns the history (the score's figures under their
@@ -111,18 +183,17 @@ def fit_focused(network: keras.Model, data, recipe, epochs: int, seed: int, lear
     task = data.task
     if not task.is_binary:
         raise ValueError("lung_focus is for the binary task (one evidence map per image)")
-    resolution = int(evidence_activation(network).output.shape[1])
     head = network.layers[-1]
     with scope(strategy):
-        model = focus_model(network)
+        model = training_model(network)
         model.compile(optimizer=make_optimizer(recipe.optimizer, learning_rate, recipe.ema),
-                      loss={"score": task.loss(), "lungs": outside_share(head.kernel)},
+                      loss={"score": task.loss(), "lungs": outside_share_joined(head.kernel)},
                       loss_weights={"score": 1.0, "lungs": recipe.lung_focus},
                       metrics={"score": task.compile_metrics()})
     y = data.labels("train")
     cw = class_weights(y) if recipe.balance else {int(c): 1.0 for c in np.unique(y)}
-    train = _batches(data, recipe, "train", resolution, [cw[int(c)] for c in y], seed)
-    val = _batches(data, recipe, "validation", resolution)
+    train = _batches(data, recipe, "train", [cw[int(c)] for c in y], seed)
+    val = _batches(data, recipe, "validation")
     monitor = recipe.monitor or task.monitor
     history, timing = fit(model, train, val, epochs, n_train=len(y), monitor=_named(monitor),
                           patience=recipe.patience, verbose=verbose)
