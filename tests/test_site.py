@@ -450,3 +450,41 @@ def test_one_segmenter_pass_serves_the_crop_and_the_lung_check(data_dir):
     plain = get_recipe("equalized")
     assert "scores+lungs" not in ood.Measurer(plain.inference_model(
         [plain.build(80, get_task("binary"), 0)]))._parts
+
+
+def test_features_come_from_the_network_the_reference_version_names(data_dir):
+    """References of version 2 hold the first seed's network's features (one
+    pass per turned or inverted copy), version 1 the mean over the networks:
+    the measurer reads them so, for the image and for its copies, and
+    scoring picks the source from the model file's reference."""
+    from pneumo_helpers.modeling.recipes import get_recipe
+    from pneumo_helpers.tasks import get_task
+    from pneumo_helpers.use import scoring
+
+    recipe = get_recipe("lung_crop")
+    nets = [recipe.build(80, get_task("binary"), s) for s in (0, 1)]
+    both, first = recipe.inference_model(nets), recipe.inference_model(nets[:1])
+    paths = [str(p) for p in sorted((data_dir / "train" / "NORMAL").iterdir())[:4]]
+    parts = ("scores", "lungs", "variants")
+    measured = {}
+    for name, model, source in (("first", both, "first"), ("mean", both, "mean"),
+                                ("alone", first, "mean")):
+        m = ood.Measurer(model, source)
+        image, check, _ = next(iter(m.decoded(paths).batch(4)))
+        measured[name] = m(image, check, parts)
+    for key in ("features", "variant_features"):
+        np.testing.assert_allclose(measured["first"][key], measured["alone"][key], atol=1e-5)
+        assert not np.allclose(measured["mean"][key], measured["alone"][key], atol=1e-3)
+    np.testing.assert_array_equal(measured["first"]["per_network"],
+                                  measured["mean"]["per_network"])
+    assert measured["first"]["per_network"].shape[1] == 2
+    with pytest.raises(ValueError, match="features_of"):
+        ood.Measurer(both, "all")
+    for version, source in ((1, "mean"), (2, "first"), (None, "first")):
+        saved = SimpleNamespace(model=both, info={"reference": {"version": version}}
+                                if version else {})
+        picked = scoring._measurer(saved)
+        image, check, _ = next(iter(picked.decoded(paths).batch(4)))
+        np.testing.assert_allclose(picked(image, check, ("features",))["features"],
+                                   measured[source]["features"], atol=1e-5)
+    assert ood.REFERENCE_VERSION == 2

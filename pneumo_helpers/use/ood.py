@@ -21,8 +21,10 @@ for training, validation and new images alike, and refused
   refuse the sickest children;
 - **network features** (when the model file carries a :func:`reference`):
   the Mahalanobis distance of the image's pooled features (the output of
-  each seed's network's global pooling, on the image as the network sees it,
-  averaged over the networks) from the training images' features (mean and
+  the first seed's network's global pooling, on the image as the network
+  sees it; references of version 1 averaged every seed's network, which
+  cost three passes for each of the image's turned and inverted copies
+  instead of one, and are still read that way) from the training images' features (mean and
   Ledoit-Wolf shrinkage covariance, fitted on training patients), refused
   beyond the 99.5th percentile of the distances of the validation images,
   as they are and zoomed, shifted, blurred and exposed as another site might
@@ -55,7 +57,9 @@ import functools
 import numpy as np
 
 MEASURE_SIZE = 128  # px: lung fields and intensity figures (the segmenter's input size)
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
+#: the reference versions read, and the networks whose features each one holds
+FEATURE_NETWORKS = {1: "mean", 2: "first"}
 #: quantiles kept of every figure of the training images
 QUANTILES = (0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975,
              0.99, 0.995, 0.999, 1.0)
@@ -158,8 +162,10 @@ class Measurer:
     """What scoring and the checks read of a batch of images, each part one
     compiled function: ``scores`` (each seed's network's scores through the
     model's own crop and test-time views, ``per_network``: ``(n, networks,
-    outputs)``, and the pooled ``features`` of the plain view, the mean over
-    the networks), ``features`` alone (plain view, no test-time views),
+    outputs)``, and the pooled ``features`` of the plain view: the first
+    network's with ``features_of="first"``, the mean over the networks with
+    ``"mean"``, as the reference's version says, :data:`FEATURE_NETWORKS`),
+    ``features`` alone (plain view, no test-time views),
     ``variants`` (the features of the image rotated 180 degrees, flipped top
     to bottom and inverted, ``variant_features``: ``(3, n, d)``) and
     ``lungs`` (the lung-field box and checks, :func:`lung_checks`, and the
@@ -167,7 +173,7 @@ class Measurer:
     :data:`MEASURE_SIZE`). ``model``: the inference model
     (``SavedModel.model``, ``TrainedModel.model``)."""
 
-    def __init__(self, model):
+    def __init__(self, model, features_of: str = FEATURE_NETWORKS[REFERENCE_VERSION]):
         import tensorflow as tf
 
         from ..lungs.crop import SEGMENTER_SIZE, lung_boxes
@@ -178,8 +184,13 @@ class Measurer:
         assert SEGMENTER_SIZE == MEASURE_SIZE
         self.size = int(model.input_shape[1])
         networks, pre, views = networks_of(model), preprocess_of(model), views_of(model)
+        if features_of not in FEATURE_NETWORKS.values():
+            raise ValueError(f"features_of must be one of {sorted(FEATURE_NETWORKS.values())}, "
+                             f"got {features_of!r}")
         featured = [feature_network(n) for n in networks]
         self.has_features = all(f is not None for f in featured)
+        if features_of == "first":
+            featured = featured[:1]
         stack = StackViews(views) if views else None
         fold = MeanOverViews(1 + len(views)) if views else None
         try:
@@ -200,9 +211,9 @@ class Measurer:
             n = tf.shape(x)[0]
             xs = stack(x) if stack is not None else x
             per_network, features = [], []
-            for net, feat in zip(networks, featured):
-                if self.has_features:
-                    f, y = feat(xs, training=False)
+            for k, net in enumerate(networks):
+                if self.has_features and k < len(featured):
+                    f, y = featured[k](xs, training=False)
                     features.append(tf.cast(f[:n], tf.float32))
                 else:
                     y = net(xs, training=False)
@@ -228,21 +239,27 @@ class Measurer:
                 out.update(probability=probability[..., 0], boxes=boxes, found=found)
             return out
 
-        def compiled(f):
-            return tf.function(f, reduce_retracing=True)
+        # one trace for every batch size (a folder's last, short batch retraced the
+        # whole model: seconds of a 624-image folder's wall time)
+        image_spec = tf.TensorSpec((None, self.size, self.size, 1), tf.float32)
+        check_spec = tf.TensorSpec((None, MEASURE_SIZE, MEASURE_SIZE, 1), tf.float32)
 
-        self._parts = {"scores": compiled(scores), "lungs": compiled(lungs)}
+        def compiled(f, *specs):
+            return tf.function(f, input_signature=specs or (image_spec,), autograph=False)
+
+        self._parts = {"scores": compiled(lambda image: scores(image)),
+                       "lungs": compiled(lambda check: lungs(check), check_spec)}
         if self.has_features:
             self._parts["features"] = compiled(lambda image: {"features": mean_features(
                 prepared(image))})
-            self._parts["variants"] = compiled(variants)
+            self._parts["variants"] = compiled(lambda image: variants(image))
         # the model's own crop segments the image resized to the segmenter's input, which
         # is what the lung check segments: one segmenter pass serves both
         crop_and_fields = _crop_and_fields(pre) if segmenter is not None and \
             self.size >= MEASURE_SIZE else None
 
         def joined(first, with_variants, with_lungs):  # the crop once for every part
-            def f(image, check=None):
+            def f(image, check):
                 if with_lungs:
                     x, probability = crop_and_fields(image, training=False)
                 else:
@@ -252,7 +269,8 @@ class Measurer:
                 if with_lungs:
                     out.update(lungs(check, probability))
                 return {**out, **variants(image, x)} if with_variants else out
-            return compiled(f)
+            return compiled(f, image_spec, check_spec) if with_lungs else \
+                compiled(lambda image: f(image, None))
 
         if self.has_features:
             self._parts["scores+variants"] = joined("scores", True, False)
@@ -265,7 +283,9 @@ class Measurer:
 
     def features(self, image) -> np.ndarray:
         """The pooled features of the plain view of a batch (mean over the networks)."""
-        return self._parts["features"](image)["features"].numpy()
+        import tensorflow as tf
+
+        return self._parts["features"](tf.cast(image, tf.float32))["features"].numpy()
 
     def decoded(self, paths):
         """``(image, check, index)`` for each file of ``paths`` that decodes
@@ -294,6 +314,9 @@ class Measurer:
         """The measurements of one batch, as numpy arrays: the ``parts`` asked
         (see the class; ``variants`` and ``features`` only when the networks
         have pooled features)."""
+        import tensorflow as tf
+
+        image, check = tf.cast(image, tf.float32), tf.cast(check, tf.float32)
         out = {}
         parts = list(parts)
         for joined in ("scores+variants+lungs", "features+variants+lungs", "scores+lungs",
@@ -493,7 +516,7 @@ def reference(trained, data, batch_size: int = 64, max_images: int | None = None
     from .site import PREVALENCES, check_prevalence_estimate
 
     start = time.perf_counter()
-    measurer = Measurer(trained.model)
+    measurer = Measurer(trained.model, FEATURE_NETWORKS[REFERENCE_VERSION])
     if not measurer.has_features:
         raise ValueError(f"{trained.name}: its networks have no global pooling layer: no "
                          "feature reference")
@@ -531,8 +554,8 @@ def reference(trained, data, batch_size: int = 64, max_images: int | None = None
            "features": {"dim": int(len(mean)), "mean": _pack(mean),
                         "whitening": _pack(L[np.tril_indices(len(mean))]),
                         "shrinkage": _round(shrinkage), "n_train": int(len(train["features"])),
-                        "pooling": "global pooling of each seed's network on the plain view, "
-                                   "averaged over the networks"}}
+                        "pooling": "global pooling of the first seed's network on the plain "
+                                   "view"}}
     d_train, d_val = distances(train["features"], ref), distances(val["features"], ref)
     d_views = {name: distances(np.concatenate(parts), ref) for name, parts in tolerated.items()}
     threshold = float(np.quantile(np.concatenate([d_val, *d_views.values()]), FEATURE_QUANTILE))
@@ -595,9 +618,9 @@ def check_reference(ref) -> None:
     ``use.site`` read, of the right kinds; ValueError otherwise."""
     if not isinstance(ref, dict):
         raise ValueError("not a JSON object")
-    if ref.get("version") != REFERENCE_VERSION:
+    if ref.get("version") not in FEATURE_NETWORKS or isinstance(ref.get("version"), bool):
         raise ValueError(f"reference version {ref.get('version')!r}, this pneumo_helpers reads "
-                         f"{REFERENCE_VERSION}")
+                         f"{' and '.join(map(str, FEATURE_NETWORKS))}")
     f = ref.get("features")
     if not isinstance(f, dict) or type(f.get("dim")) is not int or not 1 <= f["dim"] <= 4096:
         raise ValueError("no feature dimension")

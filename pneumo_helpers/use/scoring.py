@@ -256,10 +256,11 @@ def _stream(saved, rows, todo, batch_size, bar, rescale) -> None:
 
 def _measurer(saved):
     """The :class:`ood.Measurer` of a loaded model (built once per model)."""
-    from .ood import Measurer
+    from .ood import FEATURE_NETWORKS, REFERENCE_VERSION, Measurer
 
     if "_measurer" not in saved.__dict__:
-        saved.__dict__["_measurer"] = Measurer(saved.model)
+        version = (saved.info.get("reference") or {}).get("version", REFERENCE_VERSION)
+        saved.__dict__["_measurer"] = Measurer(saved.model, FEATURE_NETWORKS[version])
     return saved.__dict__["_measurer"]
 
 
