@@ -291,25 +291,6 @@ RECIPES = {r.name: r for r in [
            "the network nothing, only where it is faint", lungs="crop",
            network=dict(equalize=True, normalize_structure=True, zoom=(0.85, 1.15), shift=0.06),
            views=TTA_SHIFTS),
-    Recipe("lung_crop_structure_norm_ema", "lung_crop_structure_norm, the weights kept and "
-           "validated an exponential moving average over about an epoch of steps (momentum "
-           "0.99): a smoother choice of weights, less left to the seed", lungs="crop",
-           network=dict(equalize=True, normalize_structure=True, zoom=(0.85, 1.15), shift=0.06),
-           views=TTA_SHIFTS, ema=0.99),
-    Recipe("lung_crop_ema", "lung_crop, the weights kept and validated an exponential moving "
-           "average over about an epoch of steps (momentum 0.99)", lungs="crop",
-           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS,
-           ema=0.99),
-    Recipe("lung_crop_structure_balanced", "lung_crop, each training image weighted so that "
-           "both classes count alike and, within each, the lungs' structure has one "
-           "distribution (ribs and vessels faint in both classes as often): faint structure "
-           "alone no longer tells pneumonia", lungs="crop", structure_balanced=True,
-           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
-    Recipe("lung_crop_focus", "lung_crop, and the loss asks the network to find its "
-           "evidence inside the lung fields: each training image also pays the share of its "
-           "class evidence (the dense head on the last block's map, what Grad-CAM reads) "
-           "outside its lungs", lungs="crop", lung_focus=1.0,
-           network=dict(equalize=True, zoom=(0.85, 1.15), shift=0.06), views=TTA_SHIFTS),
     Recipe("lung_crop_swap", "lung_crop, and half of the training crops keep their own lung "
            "fields inside another training image's surroundings (drawn anew each epoch, either "
            "class): what surrounds the lungs tells the network nothing", lungs="crop",
@@ -325,6 +306,29 @@ RECIPES = {r.name: r for r in [
            learning_rate=1e-3, schedule=False, patience=3, views=(),
            finetune=dict(epochs=6, unfreeze_layers=12, learning_rate=1e-4)),
 ]}
+
+
+def _variant(base: str, name: str, description: str, **changes) -> Recipe:
+    """``base``'s recipe with ``changes``: every other setting is ``base``'s."""
+    return replace(RECIPES[base], name=name, description=description, **changes)
+
+
+RECIPES.update({r.name: r for r in [
+    _variant("lung_crop_structure_norm", "lung_crop_structure_norm_ema",
+             "lung_crop_structure_norm, the weights kept and validated an exponential moving "
+             "average over about an epoch of steps (momentum 0.99): a smoother choice of "
+             "weights, less left to the seed", ema=0.99),
+    _variant("lung_crop", "lung_crop_ema", "lung_crop, the weights kept and validated an "
+             "exponential moving average over about an epoch of steps (momentum 0.99)", ema=0.99),
+    _variant("lung_crop", "lung_crop_structure_balanced", "lung_crop, each training image "
+             "weighted so that both classes count alike and, within each, the lungs' structure "
+             "has one distribution (ribs and vessels faint in both classes as often): faint "
+             "structure alone no longer tells pneumonia", structure_balanced=True),
+    _variant("lung_crop", "lung_crop_focus", "lung_crop, and the loss asks the network to find "
+             "its evidence inside the lung fields: each training image also pays the share of "
+             "its class evidence (the dense head on the last block's map, what Grad-CAM reads) "
+             "outside its lungs", lung_focus=1.0),
+]})
 DEFAULT_RECIPE = "lung_crop"  # chosen in chapter 08 on validation instruments
 
 
