@@ -133,6 +133,38 @@ def shared_segmenter(saved, files, rounds: int = 2) -> dict:
             "once_over_twice": round(rate["once"] / rate["twice"], 2)}
 
 
+def feature_source(saved, files, rounds: int = 2) -> dict:
+    """What ``pneumo predict`` measures of each image, with the check
+    features of the image and of its turned and inverted copies read from the
+    first seed's network (references of version 2) and from every network,
+    averaged (version 1), alternating A B A B on the same files; images/s."""
+    from pneumo_helpers.use.ood import Measurer
+
+    if len(saved.networks) < 2:
+        return {}
+    first, mean = Measurer(saved.model, "first"), Measurer(saved.model, "mean")
+    if not first.has_features:
+        return {}
+    names = [str(f) for f in files]
+
+    def run(m):
+        for image, check, _ in m.decoded(names).batch(32).prefetch(2):
+            m(image, check, ("scores", "lungs", "variants"))
+
+    run(first), run(mean)  # traced before timing
+    times = {"first": [], "mean": []}
+    for _ in range(rounds):
+        times["first"].append(timed(lambda: run(first)))
+        times["mean"].append(timed(lambda: run(mean)))
+    rate = {k: len(names) / float(np.median(v)) for k, v in times.items()}
+    print(f"checks' measurements of {len(names)} images: features of the first network "
+          f"{rate['first']:.1f} img/s, of every network {rate['mean']:.1f} img/s "
+          f"({rate['first'] / rate['mean']:.2f}x)")
+    return {"images": len(names), "first_network_images_per_second": round(rate["first"], 1),
+            "every_network_images_per_second": round(rate["mean"], 1),
+            "first_over_every": round(rate["first"] / rate["mean"], 2)}
+
+
 def predict_command(data_dir, model_path, out: Path) -> dict:
     """What a user runs: ``pneumo predict`` on files, against its ceiling, the
     saved model's forward rate on decoded tensors (its crop, views and seeds
@@ -188,6 +220,7 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
 
     wall = timed(command)
     segmenter = shared_segmenter(saved, files[:320])
+    features = feature_source(saved, files[:320])
     help_wall = timed(lambda: subprocess.run([str(pneumo), "--help"], check=True,
                                              capture_output=True), 3)
     result = {"model": str(model_path), "recipe": saved.info.get("recipe"),
@@ -199,7 +232,8 @@ def predict_command(data_dir, model_path, out: Path) -> dict:
               "heatmaps_steady_images_per_second": round(heatmaps_steady, 1),
               "folder_624_wall_seconds": round(wall, 2),
               "help_wall_seconds": round(help_wall, 2),
-              "shared_segmenter": segmenter}
+              "reference_version": (saved.info.get("reference") or {}).get("version"),
+              "shared_segmenter": segmenter, "feature_source": features}
     print(f"pneumo predict ({result['recipe']}, {result['networks']} networks x "
           f"{result['views']} views): ceiling {ceiling:.0f} img/s, steady state {steady:.0f} "
           f"img/s ({result['steady_over_ceiling']:.2f} of the ceiling), heat maps "
