@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 from numbers import Integral, Real
 
 from .errors import ParameterError
@@ -227,6 +228,17 @@ def check_parameters(namespace: dict, constraints: dict = FINAL_PARAMETERS) -> d
 
 
 def parameter_table(params: dict):
+    """The parameters as a one-column table; an ``output_dir`` that is the
+    staging folder of ``pneumo results`` is shown as the folder the results
+    are moved to at the end, with the staging folder's name."""
     import pandas as pd
 
-    return pd.Series({k: str(v) for k, v in params.items()}, name="value").to_frame()
+    from .use.results import published_dir
+
+    shown = {k: str(v) for k, v in params.items()}
+    final = published_dir(params["output_dir"]) if "output_dir" in params else None
+    if final is not None:
+        staging = os.path.basename(str(params["output_dir"]))
+        shown["output_dir"] = (f"{final} (written in {staging}, moved there when the run has "
+                               "finished)")
+    return pd.Series(shown, name="value").to_frame()

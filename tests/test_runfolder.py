@@ -76,3 +76,20 @@ def test_the_project_itself_is_no_output_dir(spelling, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT_ROOT)
     with pytest.raises(ParameterError, match="of the project itself"):
         check_output_dir(spelling, tmp_path / "data")
+
+
+def test_the_set_up_table_names_the_folder_results_land_in(tmp_path):
+    """pneumo results runs the notebook into OUT_DIR/.staging-run-<pid>; the
+    report's set-up table names OUT_DIR (and the staging folder it was
+    written in), and any other output_dir as given."""
+    from pneumo_helpers.parameters import parameter_table
+    from pneumo_helpers.use.results import STAGING, published_dir
+
+    staging = tmp_path / "reports" / f"{STAGING}1234"
+    assert published_dir(staging) == tmp_path / "reports"
+    for other in (tmp_path / "reports", tmp_path / f"{STAGING}x", tmp_path / ".staging-1234"):
+        assert published_dir(other) is None
+    shown = parameter_table({"output_dir": str(staging), "seed": 42})["value"]
+    assert shown["output_dir"].startswith(f"{tmp_path / 'reports'} (written in {STAGING}1234")
+    assert shown["seed"] == "42"
+    assert parameter_table({"output_dir": "reports"})["value"]["output_dir"] == "reports"

@@ -15,6 +15,15 @@ from .runfolder import RunFolder
 
 NOTEBOOK = PROJECT_ROOT / "final_notebook.ipynb"
 FAILED = "final_notebook.failed.ipynb"
+STAGING = ".staging-run-"  # + the process id: the folder the notebook runs into
+
+
+def published_dir(output_dir) -> Path | None:
+    """The folder a run's results land in when ``output_dir`` is the staging
+    folder of :func:`make_results` (``OUT_DIR/.staging-run-<pid>``), else ``None``."""
+    path = Path(output_dir)
+    rest = path.name.removeprefix(STAGING)
+    return path.parent if rest != path.name and rest.isdigit() else None
 
 
 def make_results(data_dir, output_dir, parameters: dict | None = None,
@@ -28,7 +37,7 @@ def make_results(data_dir, output_dir, parameters: dict | None = None,
     run = RunFolder(output_dir, data_dir)
     for stale in run.path.glob(".staging-*"):  # of a killed run (this one holds the lock)
         shutil.rmtree(stale, ignore_errors=True)
-    staging = run.path / f".staging-run-{os.getpid()}"
+    staging = run.path / f"{STAGING}{os.getpid()}"
     staging.mkdir()
     # papermill writes the notebook as it runs: beside the staging folder's
     # files, not among them (the notebook's own run folder checks those)
