@@ -102,11 +102,28 @@ def decoding(data_dir, size) -> dict:
     return out
 
 
+def alternated(a, b, files, rounds: int = 2) -> tuple[float, float]:
+    """Images/s of two ``ood.Measurer``\ s measuring what ``pneumo predict``
+    measures of each image (scores, check features, lung checks) on the same
+    files, both traced first, then timed A B A B so that the machine's drift
+    falls on both (median of ``rounds``)."""
+    names = [str(f) for f in files]
+
+    def run(m):
+        for image, check, _ in m.decoded(names).batch(32).prefetch(2):
+            m(image, check, ("scores", "lungs", "variants"))
+
+    run(a), run(b)  # traced before timing
+    times = ([], [])
+    for _ in range(rounds):
+        times[0].append(timed(lambda: run(a)))
+        times[1].append(timed(lambda: run(b)))
+    return tuple(len(names) / float(np.median(t)) for t in times)
+
+
 def shared_segmenter(saved, files, rounds: int = 2) -> dict:
-    """What ``pneumo predict`` measures of each image (scores, check features,
-    lung checks) on the same files, with one segmenter pass serving the crop
-    and the lung check, and with the parts measured one by one (two passes),
-    alternating A B A B so that the machine's drift falls on both; images/s."""
+    """:func:`alternated`: one segmenter pass serving the crop and the lung
+    check, against the parts measured one by one (two passes)."""
     from pneumo_helpers.use.ood import Measurer
 
     once, twice = Measurer(saved.model), Measurer(saved.model)
@@ -114,30 +131,18 @@ def shared_segmenter(saved, files, rounds: int = 2) -> dict:
         del twice._parts[part]
     if "scores+variants+lungs" not in once._parts:
         return {}
-    names = [str(f) for f in files]
-
-    def run(m):
-        for image, check, _ in m.decoded(names).batch(32).prefetch(2):
-            m(image, check, ("scores", "lungs", "variants"))
-
-    run(once), run(twice)  # traced before timing
-    times = {"once": [], "twice": []}
-    for _ in range(rounds):
-        times["once"].append(timed(lambda: run(once)))
-        times["twice"].append(timed(lambda: run(twice)))
-    rate = {k: len(names) / float(np.median(v)) for k, v in times.items()}
-    print(f"checks' measurements of {len(names)} images: segmenter once {rate['once']:.1f} "
-          f"img/s, twice {rate['twice']:.1f} img/s ({rate['once'] / rate['twice']:.2f}x)")
-    return {"images": len(names), "segmenter_once_images_per_second": round(rate["once"], 1),
-            "segmenter_twice_images_per_second": round(rate["twice"], 1),
-            "once_over_twice": round(rate["once"] / rate["twice"], 2)}
+    r_once, r_twice = alternated(once, twice, files, rounds)
+    print(f"checks' measurements of {len(files)} images: segmenter once {r_once:.1f} "
+          f"img/s, twice {r_twice:.1f} img/s ({r_once / r_twice:.2f}x)")
+    return {"images": len(files), "segmenter_once_images_per_second": round(r_once, 1),
+            "segmenter_twice_images_per_second": round(r_twice, 1),
+            "once_over_twice": round(r_once / r_twice, 2)}
 
 
 def feature_source(saved, files, rounds: int = 2) -> dict:
-    """What ``pneumo predict`` measures of each image, with the check
-    features of the image and of its turned and inverted copies read from the
-    first seed's network (references of version 2) and from every network,
-    averaged (version 1), alternating A B A B on the same files; images/s."""
+    """:func:`alternated`: the check features of the image and of its turned
+    and inverted copies read from the first seed's network (references of
+    version 2), against every network, averaged (version 1)."""
     from pneumo_helpers.use.ood import Measurer
 
     if len(saved.networks) < 2:
@@ -145,24 +150,13 @@ def feature_source(saved, files, rounds: int = 2) -> dict:
     first, mean = Measurer(saved.model, "first"), Measurer(saved.model, "mean")
     if not first.has_features:
         return {}
-    names = [str(f) for f in files]
-
-    def run(m):
-        for image, check, _ in m.decoded(names).batch(32).prefetch(2):
-            m(image, check, ("scores", "lungs", "variants"))
-
-    run(first), run(mean)  # traced before timing
-    times = {"first": [], "mean": []}
-    for _ in range(rounds):
-        times["first"].append(timed(lambda: run(first)))
-        times["mean"].append(timed(lambda: run(mean)))
-    rate = {k: len(names) / float(np.median(v)) for k, v in times.items()}
-    print(f"checks' measurements of {len(names)} images: features of the first network "
-          f"{rate['first']:.1f} img/s, of every network {rate['mean']:.1f} img/s "
-          f"({rate['first'] / rate['mean']:.2f}x)")
-    return {"images": len(names), "first_network_images_per_second": round(rate["first"], 1),
-            "every_network_images_per_second": round(rate["mean"], 1),
-            "first_over_every": round(rate["first"] / rate["mean"], 2)}
+    r_first, r_mean = alternated(first, mean, files, rounds)
+    print(f"checks' measurements of {len(files)} images: features of the first network "
+          f"{r_first:.1f} img/s, of every network {r_mean:.1f} img/s "
+          f"({r_first / r_mean:.2f}x)")
+    return {"images": len(files), "first_network_images_per_second": round(r_first, 1),
+            "every_network_images_per_second": round(r_mean, 1),
+            "first_over_every": round(r_first / r_mean, 2)}
 
 
 def predict_command(data_dir, model_path, out: Path) -> dict:
