@@ -65,12 +65,20 @@ def outside_share(kernel):
     return loss
 
 
+def lung_cells(lungs, resolution: int, cover: float = COVER):
+    """Lung masks ``(n, size, size, 1)`` (arrays or symbolic tensors) at the
+    evidence map's ``resolution``, 1.0 where the lungs cover at least
+    ``cover`` of a cell."""
+    cells = keras.ops.image.resize(keras.ops.cast(lungs, "float32"), (resolution, resolution),
+                                   interpolation="area")
+    return keras.ops.cast(keras.ops.greater_equal(cells, cover), "float32")
+
+
 def map_masks(lungs: np.ndarray, resolution: int, cover: float = COVER) -> np.ndarray:
-    """Lung masks ``(n, size, size)`` at the evidence map's ``resolution``:
-    a cell is lung when the lungs cover at least ``cover`` of it."""
-    cells = tf.image.resize(np.asarray(lungs, "float32")[..., None], (resolution, resolution),
-                            method="area").numpy()[..., 0]
-    return (cells >= cover).astype("float32")
+    """Lung masks ``(n, size, size)`` at the evidence map's ``resolution``
+    (:func:`lung_cells`)."""
+    return keras.ops.convert_to_numpy(
+        lung_cells(np.asarray(lungs, "float32")[..., None], resolution, cover))[..., 0]
 
 
 def masks(data, recipe, subset: str, resolution: int) -> np.ndarray:
@@ -134,9 +142,7 @@ def training_model(network: keras.Model, cover: float = COVER) -> keras.Model:
             acts = x
     if not reframed:
         raise ValueError(f"{network.name} has no reframing augmentation for the mask to follow")
-    resolution = int(acts.shape[1])
-    cells = keras.ops.image.resize(m, (resolution, resolution), interpolation="area")
-    cells = keras.ops.cast(keras.ops.greater_equal(cells, cover), "float32")
+    cells = lung_cells(m, int(acts.shape[1]), cover)
     joined = keras.layers.Concatenate(dtype="float32")([keras.ops.cast(acts, "float32"), cells])
     return keras.Model([image, lungs], {"score": x, "lungs": joined},
                        name=f"{network.name}_focus_training")
@@ -154,10 +160,10 @@ def outside_share_joined(kernel):
 
 
 def _batches(data, recipe, subset: str, weights=None, seed=None):
-    size = recipe.network_size(data)
-    images = data.images(subset, recipe.decode_size(data), recipe.preprocess(size))
     from .recipes import lung_masks_as_seen
 
+    size = recipe.network_size(data)
+    images = data.images(subset, recipe.decode_size(data), recipe.preprocess(size))
     lungs = lung_masks_as_seen(data, recipe, subset)
     w = np.ones(len(lungs), "float32") if weights is None else np.asarray(weights, "float32")
     rows = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices((lungs, w))))
@@ -172,8 +178,8 @@ def _batches(data, recipe, subset: str, weights=None, seed=None):
 def fit_focused(network: keras.Model, data, recipe, epochs: int, seed: int, learning_rate,
                 strategy=None, verbose=0) -> tuple[dict, dict]:
     """``training.fit_network`` for a recipe with ``lung_focus``: the network
-    fitted through :func:`training_model` (the masks follow its reframing), its loss the task's plus
-    ``recipe.lung_focus`` times :func:`outside_share`, classes balanced by
+    fitted through :func:`training_model` (the masks follow its reframing),
+    its loss the task's plus ``recipe.lung_focus`` times :func:`outside_share`, classes balanced by
     per-image weights, early stopping on the score's validation figure.
     Binary task only. Returns the history (the score's figures under their
     usual names) and the timing."""

@@ -24,8 +24,8 @@ for training, validation and new images alike, and refused
   the first seed's network's global pooling, on the image as the network
   sees it; references of version 1 averaged every seed's network, which
   cost three passes for each of the image's turned and inverted copies
-  instead of one, and are still read that way) from the training images' features (mean and
-  Ledoit-Wolf shrinkage covariance, fitted on training patients), refused
+  instead of one, and are still read that way) from the training images'
+  features (mean and Ledoit-Wolf shrinkage covariance, fitted on training patients), refused
   beyond the 99.5th percentile of the distances of the validation images,
   as they are and zoomed, shifted, blurred and exposed as another site might
   (:data:`TOLERATED_VIEWS`: at the plain validation percentile, a quarter of
