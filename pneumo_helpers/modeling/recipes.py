@@ -329,7 +329,7 @@ RECIPES.update({r.name: r for r in [
              "its class evidence (the dense head on the last block's map, what Grad-CAM reads) "
              "outside its lungs", lung_focus=1.0),
 ]})
-DEFAULT_RECIPE = "lung_crop"  # chosen in chapter 08 on validation instruments
+DEFAULT_RECIPE = "lung_crop_ema"  # chosen in chapter 08 on validation instruments (its rule)
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
