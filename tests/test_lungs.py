@@ -441,3 +441,31 @@ def test_lung_focus_training_mask_follows_the_networks_reframing():
     alone = reframe(tf.constant(mask), training=True).numpy()[..., 0]
     assert np.array_equal(moved, lung_focus.map_masks(alone, r))
     assert not np.array_equal(moved, plain)  # the mask moved with the image
+
+
+@pytest.mark.parametrize("name", ["lung_crop", "equalized_tta_out"])
+def test_seed_scores_score_every_network_in_one_pass_as_one_at_a_time(small_split, name):
+    """Evaluator.seed_scores (the final notebook's) scores the stress views of
+    all seeds in one forward pass: the same scores as each seed on its own."""
+    from pneumo_helpers.evaluation.instruments import Evaluator
+    from pneumo_helpers.modeling.recipes import get_recipe
+    from pneumo_helpers.modeling.training import operating_points
+
+    recipe = get_recipe(name)
+    trained = [operating_points(f"seed {s}", recipe, [recipe.build(64, small_split.task, s)],
+                                small_split) for s in (1, 2)]
+    ev = Evaluator(small_split, "validation")
+    together = ev.seed_scores(trained)
+    assert len(together) == 2
+    for t, fused in zip(trained, together):
+        alone = ev.scores(t)
+        assert fused["views"].keys() == alone["views"].keys()
+        for view, scores in alone["views"].items():
+            assert scores.shape == (len(ev.labels),)
+            np.testing.assert_allclose(fused["views"][view], scores, atol=1e-5, err_msg=view)
+        np.testing.assert_allclose(fused["saliency"], alone["saliency"], atol=1e-6)
+    # two seeds really differ, so a mix-up of their columns would show
+    assert np.abs(together[0]["views"]["markers"] - together[1]["views"]["markers"]).max() > 1e-3
+    with pytest.raises(ValueError, match="one recipe"):
+        ev.seed_scores([trained[0], operating_points("other", get_recipe("lung_crop_mask"),
+                                                     trained[1].networks, small_split)])

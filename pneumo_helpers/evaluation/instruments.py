@@ -179,25 +179,19 @@ class Evaluator:
 
     # ------------------------------------------------------------ scoring
 
-    def scores(self, trained, with_views: bool = True) -> dict:
+    def scores(self, trained, with_views: bool = True, views: dict | None = None) -> dict:
         """Everything the instruments read, as scores of ``trained`` (a
         ``TrainedModel``): ``plain`` (this split's images), ``views`` (each
-        stress view of them) and, on validation, ``sanity`` (Kaggle's 16
+        stress view of them; given as ``views`` when already scored, see
+        :meth:`seed_scores`) and, on validation, ``sanity`` (Kaggle's 16
         ``val`` images, when they hold both classes)."""
         ds = self.dataset(trained.recipe)
         plain = (trained.val_scores if self.split == "validation" and len(trained.val_scores)
                  else trained.scores(ds))
         out = {"plain": np.asarray(plain)}
         if with_views:
-            views = self.views_at(trained.recipe.decode_size(self.data))
             size = int(trained.networks[0].input_shape[1])
-            prepare = trained.recipe.preprocess(size)
-            if prepare is None:
-                out["views"] = view_scores(trained.model, ds, views)
-            else:  # each view cropped once for every seed of the recipe
-                from ..modeling.models import inference_model
-                head = inference_model(trained.networks, trained.recipe.views)
-                out["views"] = view_scores(head, ds, views, prepare, self._prepared)
+            out["views"] = views if views is not None else self.view_scores(trained)
             out["saliency"] = self.saliency(trained)
             out["lung_area"] = self.lung_area(trained.recipe, size)
         sanity = self.data.subset("sanity")
@@ -205,6 +199,44 @@ class Evaluator:
             out["sanity"] = trained.scores(self.data.dataset("sanity",
                                                              trained.recipe.decode_size(self.data)))
         return out
+
+    def view_scores(self, trained, each_network: bool = False) -> dict:
+        """``trained``'s scores on every stress view of this split: ``{view:
+        scores}``; with ``each_network``, ``{view: [scores of each network]}``,
+        every network scored in the same forward pass (several networks of one
+        batch keep both cores busier than one network at a time)."""
+        from ..modeling.models import inference_model, split_networks
+
+        recipe, networks = trained.recipe, trained.networks
+        ds = self.dataset(recipe)
+        views = self.views_at(recipe.decode_size(self.data))
+        prepare = recipe.preprocess(int(networks[0].input_shape[1]))
+        fused = each_network and len(networks) > 1
+        if prepare is None:
+            model = inference_model(networks, recipe.views, each_network=True) if fused \
+                else trained.model
+            out = view_scores(model, ds, views)
+        else:  # each view cropped once for every seed of the recipe
+            head = inference_model(networks, recipe.views, each_network=fused)
+            out = view_scores(head, ds, views, prepare, self._prepared)
+        if not each_network:
+            return out
+        return {name: split_networks(s, len(networks)) if fused else [s]
+                for name, s in out.items()}
+
+    def seed_scores(self, trained: list) -> list[dict]:
+        """:meth:`scores` of each of ``trained`` (the trainings of one recipe,
+        one network each, e.g. one per seed), the stress views of all of them
+        scored together, every network in the same forward pass."""
+        from dataclasses import replace
+
+        if len({t.recipe.name for t in trained}) != 1 or any(len(t.networks) != 1
+                                                             for t in trained):
+            raise ValueError("seed_scores takes trainings of one recipe, one network each")
+        together = replace(trained[0], networks=[t.networks[0] for t in trained])
+        views = self.view_scores(together, each_network=True)
+        return [self.scores(t, views={name: s[i] for name, s in views.items()})
+                for i, t in enumerate(trained)]
 
     def operating_points(self, scores, target_recall: float = 0.98) -> dict:
         """The task's operating points chosen on these scores (validation only)."""

@@ -11,6 +11,7 @@ only in training.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -146,22 +147,45 @@ def robust_cnn(
 
 
 def inference_model(networks: list[keras.Model], views=(), preprocess: keras.Model | None = None,
-                    name: str = "pneumo") -> keras.Model:
+                    name: str = "pneumo", each_network: bool = False) -> keras.Model:
     """The model as it is used: ``preprocess`` (e.g. the crop to the lung
     fields; frozen, the same in training and use), the test-time ``views``
     stacked into the batch (:class:`augment.StackViews`), the mean of the
     ``networks``' outputs (one per training seed), and the mean over views.
-    One forward pass scores an image on every view with every network."""
+    One forward pass scores an image on every view with every network.
+
+    ``each_network``: the networks' outputs side by side instead of their
+    mean (``(n, len(networks) * outputs)``, see :func:`split_networks`), to
+    score the seeds of a recipe separately in one pass."""
     source = preprocess if preprocess is not None else networks[0]
     inputs = keras.Input(source.input_shape[1:], name="image")
     x = preprocess(inputs) if preprocess is not None else inputs
     if views:
         x = StackViews(views, name="views")(x)
     outs = [n(x) for n in networks]
-    y = outs[0] if len(outs) == 1 else layers.Average(name="mean_of_networks")(outs)
+    if len(outs) == 1:
+        y = outs[0]
+    elif each_network:
+        y = layers.Concatenate(axis=-1, name="each_network")(outs)
+    else:
+        y = layers.Average(name="mean_of_networks")(outs)
     if views:
         y = MeanOverViews(1 + len(views), name="mean_over_views")(y)
     return keras.Model(inputs, y, name=name)
+
+
+def split_networks(scores, n_networks: int) -> list[np.ndarray]:
+    """The scores of an ``each_network`` :func:`inference_model`, ``(n,
+    n_networks * k)``, as one array per network: ``(n,)`` for one sigmoid
+    output, ``(n, k)`` for a softmax (as ``training.predict_scores``)."""
+    scores = np.asarray(scores)
+    if scores.ndim == 1:
+        scores = scores[:, None]
+    k, rest = divmod(scores.shape[-1], n_networks)
+    if rest or not k:
+        raise ValueError(f"{scores.shape[-1]} outputs do not split into {n_networks} networks")
+    parts = scores.reshape(len(scores), n_networks, k)
+    return [parts[:, i, 0] if k == 1 else parts[:, i] for i in range(n_networks)]
 
 
 def networks_of(model: keras.Model) -> list[keras.Model]:
