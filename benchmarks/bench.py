@@ -38,10 +38,9 @@ from pneumo_helpers.modeling.training import compile_model, set_seed
 from pneumo_helpers.tasks import BINARY
 
 
-def peak_memory_mb(children: bool = False) -> float:
-    """Peak resident memory of this process so far, or with ``children`` of
-    the largest of its finished child processes (Linux reports kilobytes)."""
-    kb = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / 1024 if sys.platform != "darwin" else kb / 2**20, 1)
 
 
@@ -273,21 +272,12 @@ def main(argv=None) -> int:
               "originals": decoding(args.data_dir, 128)}
     if not args.skip_training_step:
         data = prepare_data(args.data_dir, "binary", 128, 32, 42)
-        data.images("train", recipe.decode_size(data), recipe.preprocess(128))  # crop once
-        workers = recipes.parallel_workers(recipe, 3)
-        seconds = {n: timed(lambda n=n: recipes.fit_seeds(recipe, data, range(42, 45),
-                                                          progress=False, workers=n))
-                   for n in sorted({workers, 1}, reverse=True)}
+        seconds = timed(lambda: recipes.fit_seeds(recipe, data, range(42, 45), progress=False))
         result["training_step"] = {"recipe": recipe.name, "n_seeds": 3, "epochs": 15,
-                                   "workers": workers, "wall_seconds": round(seconds[workers], 1),
-                                   "one_after_the_other_seconds": round(seconds[1], 1),
-                                   "speed_up": round(seconds[1] / seconds[workers], 2),
-                                   "peak_memory_mb": peak_memory_mb(),
-                                   "worker_peak_memory_mb": peak_memory_mb(children=True)}
+                                   "wall_seconds": round(seconds, 1),
+                                   "peak_memory_mb": peak_memory_mb()}
         print(f"make results' training step ({recipe.name}, 3 seeds, 15 epochs): "
-              f"{seconds[workers] / 60:.1f} min with {workers} worker processes, "
-              f"{seconds[1] / 60:.1f} min one after the other in one process "
-              f"({seconds[1] / seconds[workers]:.2f}x)")
+              f"{seconds / 60:.1f} min")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if Path(args.model).is_file():

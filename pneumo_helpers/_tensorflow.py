@@ -38,12 +38,3 @@ def import_quietly() -> None:
     # Keras warns on every dataset built with shuffle=True that it cannot check
     # the shuffle itself; ours are shuffled by tf.data, on purpose.
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-
-
-def one_thread_each() -> None:
-    """Set in a new process before TensorFlow starts: one thread for its ops
-    (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), so that several
-    processes training side by side share the cores instead of contending
-    for them (``modeling.recipes.fit_seeds``)."""
-    os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"

@@ -121,30 +121,6 @@ def test_same_seed_same_numbers(data_dir):
     assert not np.array_equal(s1, s4)  # and the seed does matter
 
 
-
-@pytest.mark.slow
-def test_seeds_trained_side_by_side_in_workers_as_one_after_the_other(data_dir):
-    """fit_seeds trains seeds in worker processes (one thread each) as
-    fit_recipe trains them here: the same trainings, up to the rounding of a
-    different thread count; the operating points are chosen in this process."""
-    from pneumo_helpers.data import prepare_data
-    from pneumo_helpers.modeling import recipes
-
-    data = prepare_data(data_dir, "binary", 32, 16, seed=3, max_train_images=96)
-    here = recipes.fit_seeds("lung_crop_ema", data, [3, 4], progress=False, workers=1, epochs=2)
-    apart = recipes.fit_seeds("lung_crop_ema", data, [3, 4], progress=False, workers=2, epochs=2)
-    assert [t.seeds for t in apart] == [(3,), (4,)] and [t.name for t in apart] == \
-        [t.name for t in here]
-    for h, a in zip(here, apart):
-        assert a.timing["worker_process"] and a.timing["epochs_run"] == h.timing["epochs_run"]
-        assert list(a.history) == list(h.history)
-        np.testing.assert_allclose(a.val_scores, h.val_scores, atol=2e-3)
-    assert np.abs(apart[0].val_scores - apart[1].val_scores).max() > 1e-3  # the seeds differ
-    recipe = recipes.get_recipe("lung_crop_ema")
-    assert recipes.parallel_workers(recipe, 1) == 1  # one seed: nothing to share
-    assert recipes.parallel_workers(recipe, 3, strategy=object()) == 1  # tf.distribute
-    assert recipes.parallel_workers(recipes.get_recipe("lung_crop_mobilenet"), 3) == 1
-
 def test_moving_average_of_weights_is_what_is_validated_and_kept():
     """With ``ema``, each epoch is validated on the averaged weights, early
     stopping keeps the best of those, and they are what the model holds after

@@ -394,147 +394,20 @@ def _finetune(network, data, recipe, seed, history, timing, replicas, strategy, 
                     "selected_phase": kept}
 
 
-def fit_seeds(recipe, data, seeds, progress: bool = True, workers: int | None = None,
-              **kwargs) -> list[TrainedModel]:
+def fit_seeds(recipe, data, seeds, progress: bool = True, **kwargs) -> list[TrainedModel]:
     """:func:`fit_recipe` once per seed; with ``progress``, one line per seed
-    as it finishes (readable in JupyterLab and in papermill's saved outputs).
-
-    ``workers``: how many seeds train at once, each in its own process with
-    one thread (:func:`parallel_workers` by default: one per seed on a
-    machine of two cores or more, for the recipes a worker can train; a
-    network of this size keeps about 1.4 of two cores busy on its own, two
-    or three side by side keep both busy). ``1`` trains them one after the
-    other in this process. A worker trains exactly what :func:`fit_recipe`
-    would (same seed, data, schedule and early stopping, on the inputs this
-    process prepared); the operating points are chosen here, on validation."""
-    recipe, seeds = get_recipe(recipe), list(seeds)
-    if workers is None:
-        workers = parallel_workers(recipe, len(seeds), kwargs.get("strategy"))
-    if workers > 1:
-        return _fit_in_workers(recipe, data, seeds, workers, progress, **kwargs)
+    as it finishes (readable in JupyterLab and in papermill's saved outputs)."""
+    seeds = list(seeds)
     trained = []
     for i, seed in enumerate(seeds, 1):
         t = fit_recipe(recipe, data, seed, **kwargs)
         trained.append(t)
         if progress:
-            _seed_line(i, len(seeds), t)
+            print(f"[{i}/{len(seeds)}] seed {seed}: {t.timing['epochs_run']} epochs in "
+                  f"{t.timing['train_seconds']:.0f} s, validation ROC AUC "
+                  f"{t.validation['binary']['roc_auc']:.3f}, threshold "
+                  f"{t.thresholds['pneumonia']:.3f}", flush=True)
     return trained
-
-
-def _seed_line(i: int, n: int, t: TrainedModel) -> None:
-    print(f"[{i}/{n}] seed {t.seeds[0]}: {t.timing['epochs_run']} epochs in "
-          f"{t.timing['train_seconds']:.0f} s, validation ROC AUC "
-          f"{t.validation['binary']['roc_auc']:.3f}, threshold "
-          f"{t.thresholds['pneumonia']:.3f}", flush=True)
-
-
-def parallel_workers(recipe, n_seeds: int, strategy=None) -> int:
-    """How many worker processes :func:`fit_seeds` uses by default: one per
-    seed (at most one per core, plus one) when the machine has two cores or
-    more and no GPU, no ``tf.distribute`` strategy is in use (the default
-    strategy is none) and the recipe trains on prepared inputs alone;
-    otherwise 1."""
-    import os
-
-    import tensorflow as tf
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    distributed = strategy is not None and strategy is not tf.distribute.get_strategy()
-    if (n_seeds < 2 or (cores or 1) < 2 or distributed or not _worker_can_train(recipe)
-            or tf.config.list_physical_devices("GPU")):
-        return 1
-    return min(n_seeds, cores + 1)
-
-
-def _worker_can_train(recipe) -> bool:
-    """Whether a worker process can train ``recipe`` from its prepared training
-    and validation inputs alone (not from the per-epoch sampling or weights
-    of the balanced and swapped recipes, a penalty's masks, or a backbone)."""
-    return not (recipe.scale_balanced or recipe.structure_balanced or recipe.context_swap
-                or recipe.lung_focus or recipe.finetune or recipe.builder == "transfer")
-
-
-def _fit_in_workers(recipe, data, seeds, workers, progress, epochs: int = 15,
-                    target_recall: float = 0.98, verbose=0, strategy=None) -> list[TrainedModel]:
-    """See :func:`fit_seeds`: the prepared training and validation inputs are
-    written once to a temporary folder (memory-mapped by the workers), each
-    worker returns its network's weights, history and timing."""
-    import multiprocessing
-    import tempfile
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from pathlib import Path
-
-    from .._tensorflow import one_thread_each
-
-    size = recipe.network_size(data)
-    prepare = recipe.preprocess(size)
-    done = {}
-    with tempfile.TemporaryDirectory(prefix="pneumo-seeds-") as tmp:
-        inputs = {}
-        for subset in ("train", "validation"):
-            images = data.images(subset, recipe.decode_size(data), prepare)
-            x = np.concatenate([b.numpy() for b, _ in images.batch(256)])
-            inputs[subset] = str(Path(tmp) / f"{subset}.npy")
-            np.save(inputs[subset], x)
-        keys = {subset: _cache_key_of(recipe, data, prepare, subset) for subset in inputs}
-        light = replace(data, _cache={})  # the table and settings, not the decoded images
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=one_thread_each)
-        try:
-            futures = {pool.submit(_fit_in_worker, recipe, light, inputs, keys, seed,
-                                   epochs): seed for seed in seeds}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    seed = futures[f]
-                    done[seed] = _trained_from_worker(recipe, data, seed, f.result(),
-                                                      target_recall)
-                    if progress:
-                        _seed_line(len(done), len(seeds), done[seed])
-        except BaseException:
-            # a failed or interrupted run leaves no worker training on
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-    return [done[seed] for seed in seeds]
-
-
-def _cache_key_of(recipe, data, prepare, subset: str):
-    """The key under which ``data.images`` keeps ``subset`` as ``recipe`` prepares it."""
-    return (subset, recipe.decode_size(data),
-            None if prepare is None else getattr(prepare, "cache_key", prepare.name))
-
-
-def _fit_in_worker(recipe, data, inputs: dict, keys: dict, seed: int, epochs: int) -> dict:
-    """In a worker process (one thread): :func:`fit_recipe`'s training of
-    ``seed`` on the inputs the parent prepared. Returns the network's weights,
-    the history and the timing."""
-    import tensorflow as tf
-
-    for subset, path in inputs.items():
-        x = np.load(path, mmap_mode="r")
-        data._cache[keys[subset]] = tf.data.Dataset.from_tensor_slices(
-            (x, data.labels(subset).astype("int32")))
-    set_seed(seed)
-    network = recipe.build(data.image_size, data.task, seed)
-    history, timing = fit_network(network, data, recipe, epochs, seed)
-    history = {k: [float(v) for v in vs] for k, vs in history.items()}
-    return {"weights": network.get_weights(), "history": history, "timing": timing}
-
-
-def _trained_from_worker(recipe, data, seed: int, result: dict, target_recall: float):
-    """The :class:`TrainedModel` of a worker's training, as :func:`fit_recipe`
-    returns it: the network rebuilt with the worker's weights, its operating
-    points chosen on validation."""
-    network = recipe.build(data.image_size, data.task, seed)
-    network.set_weights(result["weights"])
-    return operating_points(f"{recipe.name} seed {seed}", recipe, [network], data,
-                            target_recall, history=result["history"],
-                            timing={**result["timing"], "worker_process": True},
-                            seeds=(seed,))
 
 
 def ensemble(trained: list[TrainedModel], data, target_recall: float = 0.98) -> TrainedModel:
