@@ -212,13 +212,9 @@ class Evaluator:
         views = self.views_at(recipe.decode_size(self.data))
         prepare = recipe.preprocess(int(networks[0].input_shape[1]))
         fused = each_network and len(networks) > 1
-        if prepare is None:
-            model = inference_model(networks, recipe.views, each_network=True) if fused \
-                else trained.model
-            out = view_scores(model, ds, views)
-        else:  # each view cropped once for every seed of the recipe
-            head = inference_model(networks, recipe.views, each_network=fused)
-            out = view_scores(head, ds, views, prepare, self._prepared)
+        # with a crop, each view is cropped once for every seed of the recipe (``_prepared``)
+        head = inference_model(networks, recipe.views, each_network=fused)
+        out = view_scores(head, ds, views, prepare, self._prepared)
         if not each_network:
             return out
         return {name: split_networks(s, len(networks)) if fused else [s]
