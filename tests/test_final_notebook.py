@@ -54,8 +54,17 @@ def binary_run(small_data, tmp_path_factory):
 def test_final_notebook_metrics_document(binary_run):
     doc, _, _ = binary_run
     assert {"params", "task", "data", "validation", "counter_framed", "stress", "sanity",
-            "seeds", "test", "timing", "package_version", "date"} <= set(doc)
+            "seeds", "test", "timing", "package_version", "environment", "date"} <= set(doc)
     assert doc["params"]["image_size"] == 32 and doc["task"] == "binary"
+    # the run says which packages and CPU it ran on: those this test imports
+    import keras
+    import numpy
+    import tensorflow
+    env = doc["environment"]
+    assert env["packages"]["tensorflow"] == tensorflow.__version__
+    assert env["packages"]["keras"] == keras.__version__
+    assert env["packages"]["numpy"] == numpy.__version__
+    assert env["cores"] >= 1 and env["cpu"]
     for block in ("validation", "test"):
         assert METRIC_KEYS <= set(doc[block]["binary"])
     # the confusion matrix adds up to the test images of each class
@@ -124,6 +133,8 @@ def test_model_card_and_model_file_agree_with_metrics(binary_run):
     for figure in ("confusion_matrix.png", "roc_pr.png", "score_histograms.png"):
         assert f"]({figure})" in card and (out / figure).is_file()  # linked, beside the card
     assert "**PPV / NPV**" in card and "**specificity**" in card
+    env = doc["environment"]
+    assert f"TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}" in card
     info = modelfile.read_info(out / "model.keras")
     assert info["thresholds"]["pneumonia"] == val["threshold"]
     assert info["test"]["roc_auc"] == test["roc_auc"] and info["image_size"] == 32

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,63 @@ def _jsonable(value):
     return value
 
 
+#: the packages whose versions decide a run's floating-point paths: name and module
+ENVIRONMENT_PACKAGES = {"tensorflow": "tensorflow", "keras": "keras", "numpy": "numpy",
+                        "scikit-learn": "sklearn", "pandas": "pandas"}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def environment() -> dict:
+    """Where a run ran: Python, the package versions, the CPU, its cores and
+    its widest vector instructions. The same seed and data give the same
+    figures to the last digit on the same CPU and packages, other ones take
+    other floating-point paths; this says which a run had."""
+    versions = {}
+    for name, module in ENVIRONMENT_PACKAGES.items():
+        loaded = sys.modules.get(module)  # the version in use, however it was installed
+        try:
+            versions[name] = getattr(loaded, "__version__", None) or metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    flags = _cpu_flags()
+    vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2", "asimd") if v in flags), None)
+    return {"python": platform.python_version(), "packages": versions,
+            "cpu": _cpu_model(), "cores": os.cpu_count(), "vector": vector,
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def environment_lines(doc: dict) -> list[str]:
+    """The model card's line on where the run ran, when its document says."""
+    env = doc.get("environment")
+    if not env:
+        return []
+    pk = env.get("packages", {})
+    return [f"- Trained and scored on {env.get('cores')} cores of {env.get('cpu')} "
+            f"({env.get('vector') or 'no vector flags read'}), Python {env.get('python')}, "
+            f"TensorFlow {pk.get('tensorflow')}, Keras {pk.get('keras')}. The same seed and data "
+            "give the same figures to the last digit there; another CPU or other versions take "
+            "other floating-point paths (figures seen to differ by up to about 0.02)."]
+
+
 def metrics_document(params: dict, data, instruments: dict, test: dict | None = None,
                      timing: dict | None = None, seed_rows: list[dict] | None = None) -> dict:
     """Everything ``metrics.json`` holds, the same layout for both tasks:
@@ -43,14 +104,15 @@ def metrics_document(params: dict, data, instruments: dict, test: dict | None = 
     validation instruments (``validation``, ``counter_framed``, ``stress``,
     ``anatomy``, ``sanity``), ``seeds`` (the row of each training seed and the
     spread of each figure over them, when several were trained), ``test``
-    (with patient-bootstrap intervals), ``timing``, the package version and
-    the date. Every metrics block has a ``binary`` part (pneumonia vs
+    (with patient-bootstrap intervals), ``timing``, the package version,
+    the ``environment`` (:func:`environment`) and the date. Every metrics block has a ``binary`` part (pneumonia vs
     normal); the ternary task adds ``three_class`` and ``bacterial_vs_viral``."""
     from .. import __version__
     from ..evaluation.selection import seed_spread
 
     doc = {"params": params, "task": data.task.name, "data": data.counts(),
-           "package_version": __version__, "date": datetime.date.today().isoformat()}
+           "package_version": __version__, "environment": environment(),
+           "date": datetime.date.today().isoformat()}
     doc.update(instruments)
     if seed_rows:
         doc["seeds"] = {"per_seed": seed_rows,
@@ -325,6 +387,7 @@ def model_card(doc: dict, figures=("confusion_matrix.png", "roc_pr.png",
         "it to a site's estimated prevalence, the decision stays at the threshold.",
         "- Input: one frontal chest X-ray per image, JPEG, PNG or single-frame DICOM, resized to "
         "a square without keeping the aspect ratio.",
+        *environment_lines(doc),
         "",
         "## Figures of this run",
         "",
